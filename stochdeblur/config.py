@@ -1,0 +1,239 @@
+"""Typed run configuration: dataclass defaults, YAML overrides, CLI dotlist overrides.
+
+The dataclasses below are the schema *and* the defaults. YAML files in ``configs/`` only override them, and
+``key=value`` arguments on the command line override the YAML. Merging goes through
+``OmegaConf.structured``, so an unknown key or a value of the wrong type fails loudly with the key's name
+and the file it came from; library code then receives plain dataclasses, never ``DictConfig``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+PREDICTOR_TYPES = ("unet", "unet_xy", "fpn_mobilenet", "fpn_inception", "fpn_mobilenet_dsc")
+GENERATOR_TYPES = ("fpn_mobilenet", "fpn_inception", "fpn_mobilenet_dsc", "resnet_v1", "unet", "unet_xy")
+METHODS = ("dvsr", "deblurganv2", "deblurgan_v1")
+DATA_KINDS = ("synthetic", "gopro", "hide", "realblur", "pairs")
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is invalid (unknown key, wrong type, bad value)."""
+
+
+def _check_choice(section: str, name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{section}.{name}={value!r} is not one of {', '.join(choices)}")
+
+
+@dataclass
+class PredictorConfig:
+    """Initial predictor g: the DvSR UNet (width 64) or a DeblurGAN-v2 FPN generator."""
+
+    type: str = "unet"
+    base_channels: int = 64
+    channel_mults: list[int] = field(default_factory=lambda: [1, 2, 3, 4])
+    num_res_blocks: int = 3
+    dropout: float = 0.0
+    pretrained_backbone: bool = False
+
+    def __post_init__(self) -> None:
+        _check_choice("predictor", "type", self.type, PREDICTOR_TYPES)
+
+
+@dataclass
+class DenoiserConfig:
+    """Residual denoiser f(z_t, sqrt(alpha_bar), y) -> eps_hat: the same UNet at width 32 with noise input."""
+
+    base_channels: int = 32
+    channel_mults: list[int] = field(default_factory=lambda: [1, 2, 3, 4])
+    num_res_blocks: int = 3
+    dropout: float = 0.0
+    film: bool = False
+    condition_on_init: bool = False
+    noise_embed_scale: float = 1000.0
+
+
+@dataclass
+class DiffusionConfig:
+    """Training noise schedule (continuous noise level) and the joint objective's options."""
+
+    schedule: str = "linear"
+    train_timesteps: int = 2000
+    beta_start: float = 1e-6
+    beta_end: float = 1e-2
+    aux_predictor_weight: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check_choice("diffusion", "schedule", self.schedule, ("linear", "cosine"))
+
+
+@dataclass
+class SampleConfig:
+    """Inference defaults: 10-step averaging of 4 samples; ``steps=500, average=1`` is the perceptual mode."""
+
+    steps: int = 10
+    average: int = 4
+    sampler: str = "ddpm"
+    seed: int = 0
+    tile: int = 512
+    tile_overlap: int = 32
+
+    def __post_init__(self) -> None:
+        _check_choice("sample", "sampler", self.sampler, ("ddpm", "ddim", "dpmsolver"))
+
+
+@dataclass
+class GANConfig:
+    """DeblurGAN generator/discriminator choice and loss weights (0.5 MSE + 0.006 perceptual + 0.01 adv)."""
+
+    generator: str = "fpn_mobilenet"
+    pretrained_backbone: bool = False
+    discriminator: str = "double"
+    adv_loss: str = "ragan-ls"
+    mse_weight: float = 0.5
+    perceptual: str = "vgg19"
+    perceptual_weight: float = 0.006
+    adv_weight: float = 0.01
+    gp_weight: float = 10.0
+    d_steps_per_g: int = 1
+    freeze_backbone_steps: int = 0
+    d_lr: float = 1e-4
+
+    def __post_init__(self) -> None:
+        _check_choice("gan", "generator", self.generator, GENERATOR_TYPES)
+        _check_choice("gan", "discriminator", self.discriminator, ("double", "patch", "full"))
+        _check_choice("gan", "adv_loss", self.adv_loss, ("ragan-ls", "wgan-gp"))
+        _check_choice("gan", "perceptual", self.perceptual, ("vgg19", "none"))
+
+
+@dataclass
+class DataConfig:
+    """Where training/validation pairs come from and how they are cropped and batched."""
+
+    kind: str = "synthetic"
+    root: str = ""
+    val_root: str = ""
+    train_split: str = "train"
+    val_split: str = "test"
+    blur_dir: str = "blur"
+    crop_size: int = 128
+    batch_size: int = 8
+    num_workers: int = 0
+    val_images: int = 8
+    val_crop_size: int = 256
+    # Synthetic pairs (dead leaves or a folder of sharp images + random-trajectory kernels).
+    sharp_dir: str = ""
+    kernel_size_min: int = 7
+    kernel_size_max: int = 33
+    noise_max: float = 0.01
+    jpeg_prob: float = 0.0
+    synthetic_length: int = 100_000
+
+    def __post_init__(self) -> None:
+        _check_choice("data", "kind", self.kind, DATA_KINDS)
+        if self.crop_size % 8:
+            raise ConfigError(f"data.crop_size={self.crop_size} must be a multiple of 8")
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation, precision, EMA, checkpointing and validation cadence."""
+
+    max_steps: int = 100_000
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    warmup_steps: int = 1000
+    lr_schedule: str = "cosine"
+    min_lr_ratio: float = 0.01
+    grad_clip: float = 1.0
+    grad_accum: int = 1
+    ema_decay: float = 0.999
+    ema_start: int = 0
+    mixed_precision: str = "auto"
+    seed: int = 0
+    checkpoint_every: int = 1000
+    keep_last: int = 3
+    val_every: int = 1000
+    log_every: int = 50
+
+    def __post_init__(self) -> None:
+        _check_choice("train", "lr_schedule", self.lr_schedule, ("cosine", "step", "constant"))
+        _check_choice("train", "mixed_precision", self.mixed_precision, ("auto", "no", "bf16", "fp16"))
+
+
+@dataclass
+class LogConfig:
+    """Experiment tracking: W&B (offline unless WANDB_MODE says otherwise), tensorboard, or none."""
+
+    tracker: str = "wandb"
+    project: str = "stochdeblur"
+    wandb_mode: str = "offline"
+    image_panels: int = 4
+
+    def __post_init__(self) -> None:
+        _check_choice("log", "tracker", self.tracker, ("wandb", "tensorboard", "none"))
+        _check_choice("log", "wandb_mode", self.wandb_mode, ("offline", "online", "disabled"))
+
+
+@dataclass
+class RunConfig:
+    """Everything a training run needs; saved beside every run and checkpoint."""
+
+    name: str = "run"
+    method: str = "dvsr"
+    predictor: PredictorConfig = field(default_factory=PredictorConfig)
+    denoiser: DenoiserConfig = field(default_factory=DenoiserConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    gan: GANConfig = field(default_factory=GANConfig)
+    sample: SampleConfig = field(default_factory=SampleConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+    def __post_init__(self) -> None:
+        _check_choice("run", "method", self.method, METHODS)
+
+
+def _merge(base: DictConfig, other: Any, source: str) -> DictConfig:
+    try:
+        return OmegaConf.merge(base, other)
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", None) or "?"
+        raise ConfigError(f"{source}: invalid key or value '{key}': {exc.msg}") from None
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Build a validated :class:`RunConfig` from the defaults, an optional YAML file and dotlist overrides.
+
+    Raises:
+        ConfigError: naming the offending key and its source (file or command line).
+    """
+    cfg = OmegaConf.structured(RunConfig)
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        cfg = _merge(cfg, OmegaConf.load(path), str(path))
+    if overrides:
+        cfg = _merge(cfg, OmegaConf.from_dotlist(list(overrides)), "command line")
+    try:
+        return OmegaConf.to_object(cfg)
+    except ConfigError as exc:
+        raise ConfigError(f"{path or 'defaults'}: {exc}") from None
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """Plain nested dict of a config dataclass (for JSON/YAML and trackers)."""
+    return dataclasses.asdict(cfg)
+
+
+def to_yaml(cfg: RunConfig) -> str:
+    """The resolved config as YAML text, loadable again with :func:`load_config`."""
+    return OmegaConf.to_yaml(OmegaConf.structured(cfg))

@@ -1,0 +1,1 @@
+"""Model families behind one contract (see :mod:`stochdeblur.methods.base`)."""

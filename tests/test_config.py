@@ -1,0 +1,42 @@
+"""Config loading: defaults, YAML overrides, dotlist overrides, and loud failures naming the key."""
+
+from pathlib import Path
+
+import pytest
+
+from stochdeblur.config import ConfigError, RunConfig, load_config, to_yaml
+
+
+def test_defaults_are_typed_dataclasses() -> None:
+    cfg = load_config()
+    assert isinstance(cfg, RunConfig)
+    assert cfg.predictor.base_channels == 64 and cfg.denoiser.base_channels == 32
+    assert cfg.predictor.channel_mults == [1, 2, 3, 4]
+
+
+def test_yaml_and_dotlist_override(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("name: x\ntrain:\n  lr: 0.5\n")
+    cfg = load_config(path, ["train.max_steps=7", "predictor.base_channels=8"])
+    assert (cfg.name, cfg.train.lr, cfg.train.max_steps, cfg.predictor.base_channels) == ("x", 0.5, 7, 8)
+
+
+def test_unknown_key_names_key_and_file(tmp_path: Path) -> None:
+    path = tmp_path / "typo.yaml"
+    path.write_text("train:\n  learning_rate: 0.1\n")
+    with pytest.raises(ConfigError, match=r"typo\.yaml.*learning_rate"):
+        load_config(path)
+
+
+def test_wrong_type_and_bad_choice_fail() -> None:
+    with pytest.raises(ConfigError, match="train.max_steps"):
+        load_config(None, ["train.max_steps=many"])
+    with pytest.raises(ConfigError, match="predictor.type"):
+        load_config(None, ["predictor.type=resnet9000"])
+
+
+def test_yaml_round_trip(tmp_path: Path) -> None:
+    cfg = load_config(None, ["name=rt", "data.crop_size=64"])
+    path = tmp_path / "resolved.yaml"
+    path.write_text(to_yaml(cfg))
+    assert load_config(path) == cfg
