@@ -104,6 +104,7 @@ class GANConfig:
     d_steps_per_g: int = 1
     freeze_backbone_steps: int = 0
     d_lr: float = 1e-4
+    pool_size: int = 50
 
     def __post_init__(self) -> None:
         _check_choice("gan", "generator", self.generator, GENERATOR_TYPES)

@@ -1,0 +1,64 @@
+"""Training/validation datasets of ``{"blur", "sharp", "name"}`` in [-1, 1], built from ``cfg.data``."""
+
+from __future__ import annotations
+
+from torch.utils.data import Dataset
+
+from stochdeblur.config import DataConfig
+from stochdeblur.data.paired import ImagePair, LayoutError, PairedDataset, find_pairs
+from stochdeblur.data.synth import SyntheticPairs
+
+VAL_SEED_OFFSET = 1_000_003  # validation pairs come from other seeds than any training item of the run
+
+__all__ = ["LayoutError", "PairedDataset", "SyntheticPairs", "build_dataset"]
+
+
+def build_dataset(cfg: DataConfig, split: str, seed: int) -> Dataset:
+    """The dataset for ``split`` ("train" or "val") described by ``cfg``.
+
+    * ``synthetic``: train = :class:`SyntheticPairs` of ``synthetic_length`` items at ``crop_size`` (dead
+      leaves, or crops of ``sharp_dir``); val = a fixed set of ``val_images`` items at ``val_crop_size``
+      from seed ``seed + VAL_SEED_OFFSET`` (sharp images from ``val_root`` when set).
+    * ``gopro``/``hide``/``realblur``/``pairs``: train = random ``crop_size`` crops of ``root/train_split``
+      with flips/rot90; val = ``val_images`` evenly spaced pairs (0 = all) of ``(val_root or root)/val_split``,
+      centre-cropped to ``val_crop_size`` (0 = full images).
+    """
+    if split not in ("train", "val"):
+        raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+    if cfg.kind == "synthetic":
+        return _synthetic(cfg, split, seed)
+    if split == "train":
+        pairs = find_pairs(cfg.kind, cfg.root, cfg.train_split, cfg.blur_dir)
+        return PairedDataset(pairs, cfg.crop_size, augment=True, seed=seed)
+    pairs = _evenly_spaced(
+        find_pairs(cfg.kind, cfg.val_root or cfg.root, cfg.val_split, cfg.blur_dir), cfg.val_images
+    )
+    crop = cfg.val_crop_size if cfg.val_crop_size > 0 else None
+    return PairedDataset(pairs, crop, augment=False, seed=seed, center=True)
+
+
+def _synthetic(cfg: DataConfig, split: str, seed: int) -> SyntheticPairs:
+    common = {
+        "kernel_size_min": cfg.kernel_size_min,
+        "kernel_size_max": cfg.kernel_size_max,
+        "noise_max": cfg.noise_max,
+        "jpeg_prob": cfg.jpeg_prob,
+    }
+    if split == "train":
+        return SyntheticPairs(
+            cfg.synthetic_length, cfg.crop_size, sharp_dir=cfg.sharp_dir or None, seed=seed, **common
+        )
+    return SyntheticPairs(
+        max(1, cfg.val_images),
+        cfg.val_crop_size if cfg.val_crop_size > 0 else cfg.crop_size,
+        sharp_dir=cfg.val_root or cfg.sharp_dir or None,
+        seed=seed + VAL_SEED_OFFSET,
+        **common,
+    )
+
+
+def _evenly_spaced(pairs: list[ImagePair], count: int) -> list[ImagePair]:
+    if count <= 0 or count >= len(pairs):
+        return pairs
+    step = len(pairs) / count
+    return [pairs[int(i * step)] for i in range(count)]

@@ -1,0 +1,66 @@
+"""Network builders: the predictor/generator choice is an explicit dict (grep-able, no import side effects).
+
+``PREDICTOR_BUILDERS`` maps ``PredictorConfig.type`` to a builder; families add their entry there.
+``MODEL_ZOO`` lists every named network at its paper width for ``scripts/models.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import nn
+
+from stochdeblur.config import DenoiserConfig, PredictorConfig
+from stochdeblur.models.discriminator import NLayerDiscriminator
+from stochdeblur.models.fpn import FPNGenerator
+from stochdeblur.models.resnet_gen import ResnetGenerator
+from stochdeblur.models.unet import UNet
+from stochdeblur.models.xy import XYDeblur
+
+
+def _unet_predictor(cfg: PredictorConfig) -> nn.Module:
+    return UNet(in_channels=3, out_channels=3, base_channels=cfg.base_channels,
+                channel_mults=tuple(cfg.channel_mults), num_res_blocks=cfg.num_res_blocks, dropout=cfg.dropout)
+
+
+def _fpn_predictor(backbone: str) -> Callable[[PredictorConfig], nn.Module]:
+    return lambda cfg: FPNGenerator(backbone, pretrained_backbone=cfg.pretrained_backbone)
+
+
+PREDICTOR_BUILDERS: dict[str, Callable[[PredictorConfig], nn.Module]] = {
+    "unet": _unet_predictor,
+    "unet_xy": lambda cfg: XYDeblur(_unet_predictor(cfg)),
+    "fpn_mobilenet": _fpn_predictor("mobilenet_v2"),
+    "fpn_inception": _fpn_predictor("inception_resnet_v2"),
+    "fpn_mobilenet_dsc": _fpn_predictor("mobilenet_dsc"),
+}
+
+
+def build_predictor(cfg: PredictorConfig) -> nn.Module:
+    """The initial predictor g named by ``cfg.type``: maps y [B,3,H,W] in [-1,1] to x_init, any H×W."""
+    try:
+        builder = PREDICTOR_BUILDERS[cfg.type]
+    except KeyError:
+        raise ValueError(f"predictor.type={cfg.type!r} has no builder yet; available: "
+                         f"{', '.join(PREDICTOR_BUILDERS)}") from None
+    return builder(cfg)
+
+
+def build_denoiser(cfg: DenoiserConfig) -> UNet:
+    """The residual denoiser f: UNet on [y, z_t] (6 ch), or [y, g(y), z_t] (9 ch) with ``condition_on_init``."""
+    return UNet(in_channels=9 if cfg.condition_on_init else 6, out_channels=3, base_channels=cfg.base_channels,
+                channel_mults=tuple(cfg.channel_mults), num_res_blocks=cfg.num_res_blocks, dropout=cfg.dropout,
+                noise_embed=True, film=cfg.film, noise_embed_scale=cfg.noise_embed_scale)
+
+
+MODEL_ZOO: dict[str, Callable[[], nn.Module]] = {
+    "dvsr_predictor": lambda: build_predictor(PredictorConfig()),
+    "dvsr_denoiser": lambda: build_denoiser(DenoiserConfig()),
+    "fpn_mobilenet": lambda: FPNGenerator("mobilenet_v2"),
+    "fpn_inception": lambda: FPNGenerator("inception_resnet_v2"),
+    "fpn_mobilenet_dsc": lambda: FPNGenerator("mobilenet_dsc"),
+    "deblurgan_v1": ResnetGenerator,
+    "discriminator_patch": lambda: NLayerDiscriminator(n_layers=3),
+    "discriminator_full": lambda: NLayerDiscriminator(n_layers=5),
+}
+"""Every named network at its paper width (name → constructor), for ``scripts/models.py``."""

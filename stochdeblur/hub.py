@@ -1,0 +1,166 @@
+"""Save and load trained methods: ``model.safetensors`` + ``config.json`` in one directory.
+
+``config.json`` is the resolved :class:`~stochdeblur.config.RunConfig` as a dict plus a ``"_meta"`` entry
+(package version, weights file name, its sha256). Loading rebuilds the method from the config and checks
+the weights against it, naming every missing, unexpected or shape-mismatched tensor. Nothing is unpickled:
+a ``.pt``/``.pth`` file is read with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from stochdeblur import __version__
+from stochdeblur.config import RunConfig, to_dict
+from stochdeblur.methods import build_method
+from stochdeblur.utils import atomic_dir
+
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+DEFAULT_MODEL_DIR = Path(__file__).parent / "weights" / "default"
+_TORCH_SUFFIXES = (".pt", ".pth", ".bin")
+
+
+class CheckpointError(ValueError):
+    """A model directory or weights file is missing, unreadable or does not match its config."""
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def save_pretrained(method: nn.Module, directory: str | Path, cfg: RunConfig) -> Path:
+    """Write ``method``'s weights and ``cfg`` to ``directory`` atomically (an existing directory is replaced)."""
+    directory = Path(directory)
+    state = {name: tensor.detach().cpu().contiguous() for name, tensor in method.state_dict().items()}
+    with atomic_dir(directory) as tmp:
+        save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
+        payload = to_dict(cfg)
+        payload["_meta"] = {"stochdeblur_version": __version__, "weights": WEIGHTS_NAME,
+                            "sha256": sha256_file(tmp / WEIGHTS_NAME)}
+        (tmp / CONFIG_NAME).write_text(json.dumps(payload, indent=2) + "\n")
+    return directory
+
+
+def _read_config(path: Path) -> tuple[RunConfig, dict[str, Any]]:
+    if not path.is_file():
+        raise CheckpointError(f"{path}: config file not found (a model directory holds {WEIGHTS_NAME} + {CONFIG_NAME})")
+    try:
+        payload = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path}: not a readable JSON config ({exc})") from None
+    if not isinstance(payload, dict):
+        raise CheckpointError(f"{path}: expected a JSON object, got {type(payload).__name__}")
+    meta = payload.pop("_meta", {})
+    try:
+        cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(RunConfig), payload))
+    except (OmegaConfBaseException, ValueError) as exc:
+        raise CheckpointError(f"{path}: invalid config ({exc})".splitlines()[0]) from None
+    return cfg, meta
+
+
+def _read_weights(path: Path) -> dict[str, Tensor]:
+    if not path.is_file():
+        raise CheckpointError(f"{path}: weights file not found")
+    try:
+        if path.suffix in _TORCH_SUFFIXES:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            if isinstance(state, dict) and len(state) == 1 and isinstance(next(iter(state.values())), dict):
+                state = next(iter(state.values()))
+        else:
+            state = load_file(str(path))
+    except Exception as exc:  # noqa: BLE001 - any decoding failure is a bad checkpoint for the user
+        raise CheckpointError(f"{path}: cannot read weights ({type(exc).__name__}: {exc})".splitlines()[0]) from None
+    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise CheckpointError(f"{path}: expected a flat dict of tensors")
+    return state
+
+
+def _names(items: list[str], limit: int = 8) -> str:
+    shown = ", ".join(items[:limit])
+    return shown + (f" (+{len(items) - limit} more)" if len(items) > limit else "")
+
+
+def check_state_dict(model: nn.Module, state: dict[str, Tensor], source: str) -> None:
+    """Raise :class:`CheckpointError` naming missing, unexpected and shape-mismatched tensors."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    mismatched = sorted(f"{k} {tuple(state[k].shape)} vs {tuple(expected[k].shape)}"
+                        for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
+    problems = [f"{label}: {_names(items)}" for label, items in
+                (("missing", missing), ("unexpected", unexpected), ("shape mismatch (file vs config)", mismatched))
+                if items]
+    if problems:
+        raise CheckpointError(f"{source}: weights do not match the config; " + "; ".join(problems))
+
+
+def _locate(path: Path) -> tuple[Path, Path]:
+    """(weights file, config file) for a model directory or a weights file with config.json beside it."""
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such checkpoint directory or file")
+    if path.is_file():
+        return path, path.parent / CONFIG_NAME
+    for name in (WEIGHTS_NAME, *(f"model{s}" for s in _TORCH_SUFFIXES)):
+        if (path / name).is_file():
+            return path / name, path / CONFIG_NAME
+    raise CheckpointError(f"{path}: no {WEIGHTS_NAME} (or model.pt/.pth) in this directory")
+
+
+def load_pretrained(directory: str | Path, device: str | torch.device = "cpu",
+                    verify_hash: bool = False) -> tuple[nn.Module, RunConfig]:
+    """Rebuild the method from ``config.json`` and load its weights, in eval mode on ``device``.
+
+    Args:
+        directory: a model directory (or a weights file with ``config.json`` beside it).
+        device: where to put the model.
+        verify_hash: also check the weights' sha256 recorded in ``config.json`` (must be present).
+
+    Raises:
+        CheckpointError: missing directory/file, unreadable config or weights, config/weights mismatch,
+            or a sha256 mismatch when ``verify_hash``.
+    """
+    weights_path, config_path = _locate(Path(directory))
+    cfg, meta = _read_config(config_path)
+    if verify_hash:
+        recorded = meta.get("sha256")
+        if not recorded:
+            raise CheckpointError(f"{config_path}: no sha256 recorded for {weights_path.name}")
+        actual = sha256_file(weights_path)
+        if actual != recorded:
+            raise CheckpointError(f"{weights_path}: sha256 {actual[:12]}… does not match the recorded "
+                                  f"{recorded[:12]}… (corrupt or replaced file)")
+    state = _read_weights(weights_path)
+    try:
+        model = build_method(cfg)
+    except ValueError as exc:
+        raise CheckpointError(f"{config_path}: cannot build the model ({exc})") from None
+    check_state_dict(model, state, str(weights_path))
+    model.load_state_dict(state)
+    return model.to(device).eval(), cfg
+
+
+def load_default(device: str | torch.device = "cpu") -> tuple[nn.Module, RunConfig]:
+    """The model shipped in ``stochdeblur/weights/default/``, its sha256 verified.
+
+    Raises:
+        CheckpointError: when no default model is shipped (pass ``--checkpoint DIR``) or it fails its check.
+    """
+    if not (DEFAULT_MODEL_DIR / WEIGHTS_NAME).is_file():
+        raise CheckpointError("no default model is shipped yet; pass --checkpoint DIR "
+                              "(a directory with model.safetensors + config.json, e.g. from scripts/train.py)")
+    return load_pretrained(DEFAULT_MODEL_DIR, device=device, verify_hash=True)

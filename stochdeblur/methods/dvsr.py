@@ -1,0 +1,140 @@
+"""DvSR, "Deblurring via Stochastic Refinement" (Whang et al., CVPR 2022): predict, then refine the residual.
+
+A deterministic predictor g gives x_init = g(y); a small denoiser f models the residual z = x − x_init by
+diffusion, conditioned on the blurry y and the continuous noise level √ᾱ. Both are trained jointly with one
+L1 ε-loss (DESIGN.md §3), gradients reaching g through the residual. Inference: predictor only (``steps=0``),
+perceptual mode (T=500, one sample) or averaging mode (T=10, K samples averaged).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from stochdeblur.config import RunConfig
+from stochdeblur.diffusion.sampler import EpsFn, sample
+from stochdeblur.diffusion.schedule import alpha_bar_table, sample_noise_level
+from stochdeblur.models import build_denoiser, build_predictor
+from stochdeblur.tiling import tiled_apply
+
+
+class DvSR(nn.Module):
+    """Predictor g + residual denoiser f, trained jointly; one optimizer group ``"model"``.
+
+    Args:
+        predictor: g, maps y [B,3,H,W] in [-1,1] to x_init (any H×W).
+        denoiser: f, maps ([y, z_t] or [y, x_init, z_t], √ᾱ [B]) to ε̂ [B,3,H,W].
+        alpha_bars: training ᾱ table (float64, length T) for the continuous noise-level draw.
+        aux_predictor_weight: λ of the optional auxiliary L1(g(y), x); 0 disables it.
+        condition_on_init: also feed x_init to f (the denoiser must then take 9 channels).
+        tile_overlap: overlap in pixels when :meth:`restore` runs tiled.
+    """
+
+    def __init__(self, predictor: nn.Module, denoiser: nn.Module, alpha_bars: Tensor, *,
+                 aux_predictor_weight: float = 0.0, condition_on_init: bool = False, tile_overlap: int = 32) -> None:
+        super().__init__()
+        self.predictor = predictor
+        self.denoiser = denoiser
+        self.register_buffer("alpha_bars", alpha_bars.to(torch.float64), persistent=False)
+        self.aux_predictor_weight = aux_predictor_weight
+        self.condition_on_init = condition_on_init
+        self.tile_overlap = tile_overlap
+        self.size_multiple = max(getattr(predictor, "size_multiple", 1), getattr(denoiser, "size_multiple", 1))
+
+    @classmethod
+    def from_config(cls, cfg: RunConfig) -> DvSR:
+        """Build g, f and the training schedule from a :class:`RunConfig`."""
+        return cls(build_predictor(cfg.predictor), build_denoiser(cfg.denoiser), alpha_bar_table(cfg.diffusion),
+                   aux_predictor_weight=cfg.diffusion.aux_predictor_weight,
+                   condition_on_init=cfg.denoiser.condition_on_init, tile_overlap=cfg.sample.tile_overlap)
+
+    def param_groups(self) -> dict[str, list[nn.Parameter]]:
+        """One group: g and f are optimised together by the joint objective."""
+        return {"model": list(self.parameters())}
+
+    def condition(self, blur: Tensor, x_init: Tensor) -> Tensor:
+        """What f is conditioned on: y, or [y, x_init] with ``condition_on_init`` (concatenated before z_t)."""
+        return torch.cat([blur, x_init], dim=1) if self.condition_on_init else blur
+
+    def forward(self, batch: dict[str, Tensor], group: str = "model",
+                generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """Joint loss L1(ε, f([y, √ᾱ·(x − g(y)) + √(1−ᾱ)·ε], √ᾱ)) (+ λ·L1(g(y), x) if enabled).
+
+        Args:
+            batch: ``{"blur": y, "sharp": x}``, each [B,3,h,w] in [-1,1].
+            group: must be ``"model"``.
+            generator: source of the noise levels and ε (torch's default generator when None).
+
+        Returns:
+            ``{"loss", "eps_l1"}`` and ``"aux_l1"`` when the auxiliary term is on; scalar tensors.
+        """
+        if group != "model":
+            raise ValueError(f"DvSR has one parameter group 'model', got {group!r}")
+        blur, sharp = batch["blur"], batch["sharp"]
+        x_init = self.predictor(blur)
+        residual = sharp - x_init
+        sqrt_ab = sample_noise_level(blur.shape[0], self.alpha_bars, generator).to(blur.device)
+        noise_device = generator.device if generator is not None else torch.device("cpu")
+        eps = torch.randn(residual.shape, generator=generator, device=noise_device).to(blur.device)
+        scale = sqrt_ab[:, None, None, None]
+        z_t = scale * residual + (1.0 - scale**2).sqrt() * eps
+        eps_hat = self.denoiser(torch.cat([self.condition(blur, x_init), z_t], dim=1), sqrt_ab)
+        eps_l1 = F.l1_loss(eps_hat.float(), eps)
+        out = {"loss": eps_l1, "eps_l1": eps_l1.detach()}
+        if self.aux_predictor_weight > 0:
+            aux = F.l1_loss(x_init.float(), sharp)
+            out["loss"] = eps_l1 + self.aux_predictor_weight * aux
+            out["aux_l1"] = aux.detach()
+        return out
+
+    def loss(self, batch: dict[str, Tensor], generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """Same as ``forward(batch, "model", generator)``, for callers that do not go through DDP."""
+        return self.forward(batch, "model", generator)
+
+    def _tiled(self, tile: int | None, blur: Tensor) -> bool:
+        return tile is not None and max(blur.shape[-2:]) > tile
+
+    def predict_init(self, blur: Tensor, tile: int | None = None) -> Tensor:
+        """x_init = g(y), tiled when ``tile`` is set and the image is larger.
+
+        Shape: [B,3,H,W] in [-1,1] → [B,3,H,W] (float32, unclamped).
+        """
+        if self._tiled(tile, blur):
+            return tiled_apply(self.predictor, [blur], tile=tile, overlap=self.tile_overlap,
+                               multiple=self.size_multiple)
+        return self.predictor(blur).float()
+
+    def eps_fn(self, blur: Tensor, tile: int | None = None) -> EpsFn:
+        """The sampler's denoiser hook ``(z_t, √ᾱ, cond) -> ε̂``, tiled when ``tile`` is set and ``blur`` is larger."""
+
+        def eps(z_t: Tensor, noise_level: Tensor, cond: Tensor) -> Tensor:
+            return self.denoiser(torch.cat([cond, z_t.to(cond.dtype)], dim=1), noise_level)
+
+        if not self._tiled(tile, blur):
+            return eps
+
+        def tiled_eps(z_t: Tensor, noise_level: Tensor, cond: Tensor) -> Tensor:
+            return tiled_apply(lambda z, c: eps(z, noise_level, c), [z_t, cond], tile=tile,
+                               overlap=self.tile_overlap, multiple=self.size_multiple)
+
+        return tiled_eps
+
+    @torch.no_grad()
+    def restore(self, blur: Tensor, *, steps: int | None = None, average: int = 1, seed: int = 0,
+                sampler: str = "ddpm", tile: int | None = None, progress: bool = False) -> Tensor:
+        """Deblur a batch: g only when ``steps`` is None/0, else g + ``steps`` reverse steps, ``average`` samples.
+
+        Shape: [B,3,H,W] in [-1,1], any H×W → [B,3,H,W] in [-1,1] (float32).
+        """
+        x_init = self.predict_init(blur, tile)
+        if not steps:
+            return x_init.clamp(-1.0, 1.0)
+        cond = self.condition(blur, x_init.to(blur.dtype))
+        return sample(self.eps_fn(blur, tile), cond, x_init, steps, average=average, seed=seed,
+                      sampler=sampler, progress=progress)
+
+    @torch.no_grad()
+    def validation_images(self, blur: Tensor) -> dict[str, Tensor]:
+        """Extra tracker panels: the predictor's x_init (clamped to [-1, 1])."""
+        return {"x_init": self.predict_init(blur).clamp(-1.0, 1.0)}

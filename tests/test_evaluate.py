@@ -1,0 +1,206 @@
+"""Evaluation runner: mode parsing, the files it writes, resuming a killed run, the sweep, W&B and the CLI."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from stochdeblur import hub
+from stochdeblur.cli.evaluate import main, parse_sweep
+from stochdeblur.config import load_config
+from stochdeblur.data.photos import photo_pairs
+from stochdeblur.data.synth import SyntheticPairs
+from stochdeblur.evaluate import (
+    CSV_COLUMNS,
+    EvaluationError,
+    Mode,
+    ResultsLog,
+    evaluate,
+    parse_modes,
+    sweep,
+    write_wandb_run,
+)
+
+TINY = ["predictor.base_channels=8", "denoiser.base_channels=8", "predictor.num_res_blocks=1",
+        "denoiser.num_res_blocks=1", "predictor.channel_mults=[1,2]", "denoiser.channel_mults=[1,2]"]
+
+
+@pytest.fixture(scope="module")
+def tiny_cfg():
+    return load_config(overrides=TINY)
+
+
+@pytest.fixture(scope="module")
+def dvsr(tiny_cfg):
+    from stochdeblur.methods.dvsr import DvSR
+
+    torch.manual_seed(0)
+    return DvSR.from_config(tiny_cfg).eval()
+
+
+@pytest.fixture(scope="module")
+def data():
+    return SyntheticPairs(3, 32, kernel_size_max=9, seed=1)
+
+
+class Counting(nn.Module):
+    """Wraps a method, counts restore() calls and can simulate a kill after ``fail_after`` calls."""
+
+    def __init__(self, method: nn.Module, fail_after: int | None = None) -> None:
+        super().__init__()
+        self.method, self.denoiser = method, method.denoiser
+        self.calls, self.fail_after = 0, fail_after
+
+    def restore(self, blur, **kwargs):
+        if self.fail_after is not None and self.calls >= self.fail_after:
+            raise KeyboardInterrupt("simulated kill")
+        self.calls += 1
+        return self.method.restore(blur, **kwargs)
+
+
+class Deterministic(nn.Module):
+    """A GAN-like method: no diffusion denoiser, restore() ignores steps/average."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.tensor(0.9))
+        self.calls = 0
+
+    def restore(self, blur, **kwargs):
+        self.calls += 1
+        return blur * self.scale
+
+
+def _rows(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_parse_modes_reads_the_documented_syntax():
+    modes = parse_modes("predictor; steps=10,average=4; steps=500")
+    assert modes == [Mode(), Mode(10, 4, "ddpm", "steps=10,average=4"), Mode(500, 1, "ddpm", "steps=500")]
+    assert parse_modes("steps=0")[0] == Mode()
+    assert parse_modes("steps=5,sampler=ddim,label=fast")[0] == Mode(5, 1, "ddim", "fast")
+    for bad in ("steps=ten", "steps=5,average=0", "stepz=5", "steps=5,sampler=euler", "predictor;steps=0", " ; "):
+        with pytest.raises(EvaluationError):
+            parse_modes(bad)
+
+
+def test_parse_sweep():
+    assert parse_sweep("steps=1,2,5 average=1,4") == ([1, 2, 5], [1, 4])
+    with pytest.raises(EvaluationError):
+        parse_sweep("steps=1,x average=1")
+
+
+def test_evaluate_writes_csv_table_grid(tmp_path, dvsr, data):
+    modes = parse_modes("predictor; steps=2,average=2")
+    summary = evaluate([("tiny", dvsr), ("gan", Deterministic())], data, modes, tmp_path, progress=False)
+    rows = _rows(tmp_path / "per_image.csv")
+    assert len(rows) == 3 * 2 + 3  # the GAN-like method runs once, as "predictor"
+    assert {(r["model"], r["mode"]) for r in rows} == {("tiny", "predictor"), ("tiny", "steps=2,average=2"),
+                                                       ("gan", "predictor")}
+    assert [(s["model"], s["mode"], s["images"]) for s in summary] == [
+        ("tiny", "predictor", 3), ("tiny", "steps=2,average=2", 3), ("gan", "predictor", 3)]
+    assert all(s["psnr"] > 0 and s["seconds"] > 0 for s in summary)
+    table = (tmp_path / "summary.md").read_text()
+    assert "| tiny | steps=2,average=2 | 3 |" in table and "PSNR" in table and "s/image" in table
+    assert (tmp_path / "outputs" / "tiny" / "steps_2_average_2").is_dir()
+    with Image.open(tmp_path / "grid.png") as grid:
+        assert grid.size[0] > grid.size[1] > 100
+
+
+def test_unavailable_metrics_are_marked_in_the_table(tmp_path, dvsr, data, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty"))
+    summary = evaluate([("tiny", dvsr)], data, parse_modes("predictor"), tmp_path / "out", limit=2, progress=False)
+    assert summary[0]["lpips"] is None and summary[0]["fid"] is None
+    table = (tmp_path / "out" / "summary.md").read_text()
+    assert table.count("unavailable") >= 3 and "LPIPS unavailable: AlexNet" in table
+
+
+def test_killed_run_resumes_without_recomputing(tmp_path, dvsr, data):
+    modes = parse_modes("predictor; steps=2")
+    killed = Counting(dvsr, fail_after=4)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate([("tiny", killed)], data, modes, tmp_path / "a", progress=False)
+    assert len(_rows(tmp_path / "a" / "per_image.csv")) == 4
+    resumed = Counting(dvsr)
+    summary = evaluate([("tiny", resumed)], data, modes, tmp_path / "a", progress=False)
+    assert resumed.calls == 2  # only the 6 - 4 missing (image, mode) pairs
+    fresh = evaluate([("tiny", dvsr)], data, modes, tmp_path / "b", progress=False)
+    for got, want in zip(summary, fresh, strict=True):
+        assert got["psnr"] == pytest.approx(want["psnr"], abs=1e-9)
+    again = Counting(dvsr)
+    evaluate([("tiny", again)], data, modes, tmp_path / "a", progress=False)
+    assert again.calls == 0
+
+
+def test_a_trailing_partial_line_is_dropped_and_recomputed(tmp_path, dvsr, data):
+    evaluate([("tiny", dvsr)], data, parse_modes("predictor"), tmp_path, progress=False)
+    path = tmp_path / "per_image.csv"
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[:-1]) + lines[-1][:20])  # died in the middle of the last append
+    counting = Counting(dvsr)
+    evaluate([("tiny", counting)], data, parse_modes("predictor"), tmp_path, progress=False)
+    assert counting.calls == 1
+    rows = _rows(path)
+    assert len(rows) == 3 and all(len(r) == len(CSV_COLUMNS) for r in rows)
+
+
+def test_results_log_refuses_a_foreign_csv(tmp_path):
+    (tmp_path / "per_image.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(EvaluationError, match="other columns"):
+        ResultsLog(tmp_path / "per_image.csv")
+
+
+def test_sweep_writes_csv_and_plot(tmp_path, dvsr, data):
+    rows = sweep(dvsr, data, tmp_path, steps=[1, 2], averages=[1, 2], limit=2, progress=False, label="tiny")
+    assert [(r["steps"], r["average"]) for r in rows] == [(0, 1), (1, 1), (2, 1), (1, 2), (2, 2)]
+    written = _rows(tmp_path / "sweep.csv")
+    assert len(written) == 5 and float(written[0]["psnr"]) == pytest.approx(rows[0]["psnr"])
+    with Image.open(tmp_path / "sweep.png") as plot:
+        assert plot.size[0] > 400
+
+
+def test_wandb_run_is_written_offline(tmp_path, dvsr, data, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    evaluate([("tiny", dvsr)], data, parse_modes("predictor"), tmp_path, limit=2, progress=False)
+    run_dir = write_wandb_run(tmp_path)
+    assert run_dir.parent == tmp_path / "wandb" and run_dir.name.startswith("offline-run-")
+    assert list(run_dir.glob("run-*.wandb"))
+    assert list((run_dir / "files" / "media").rglob("*.png"))  # grid + thumbnails
+
+
+def test_photo_pairs_are_deterministic_with_true_kernels():
+    first, second = photo_pairs(crop=48, seed=3), photo_pairs(crop=48, seed=3)
+    assert len(first) >= 1
+    item = first[0]
+    assert item["blur"].shape == item["sharp"].shape == (3, 48, 48)
+    assert item["kernel"].sum().item() == pytest.approx(1.0, abs=1e-5)
+    assert torch.equal(item["blur"], second[0]["blur"])
+    assert item["blur"].min() >= -1 and item["blur"].max() <= 1
+
+
+def test_cli_compares_checkpoints_and_sweeps(tmp_path, dvsr, tiny_cfg, capsys):
+    hub.save_pretrained(dvsr, tmp_path / "model", tiny_cfg)
+    out = tmp_path / "eval"
+    code = main(["--checkpoint", str(tmp_path / "model"), "--label", "tiny", "--data", "synthetic:deadleaves",
+                 "--crop", "32", "--limit", "2", "--modes", "predictor; steps=2", "--out", str(out),
+                 "--sweep", "steps=1,2 average=1,2", "--no-wandb"])
+    assert code == 0
+    for name in ("per_image.csv", "summary.md", "grid.png", "sweep.csv", "sweep.png"):
+        assert (out / name).is_file(), name
+    assert "| tiny | steps=2 | 2 |" in capsys.readouterr().out
+
+
+def test_cli_reports_bad_input_in_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(hub, "DEFAULT_MODEL_DIR", tmp_path / "nothing")
+    assert main(["--data", "synthetic:deadleaves", "--out", str(tmp_path)]) == 2
+    assert "--checkpoint" in capsys.readouterr().err
+    assert main(["--data", "mnist:x", "--out", str(tmp_path)]) == 2
+    assert "unknown kind 'mnist'" in capsys.readouterr().err
+    assert main(["--modes", "steps=x", "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.count("\n") == 1

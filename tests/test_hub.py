@@ -1,0 +1,97 @@
+"""Save/load: identical outputs after a round trip, clear errors for every broken checkpoint."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from stochdeblur import hub
+from stochdeblur.config import load_config
+from stochdeblur.hub import CheckpointError, load_default, load_pretrained, save_pretrained
+from stochdeblur.methods import build_method
+
+TINY = ["predictor.base_channels=8", "denoiser.base_channels=8"]
+
+
+@pytest.fixture()
+def saved(tmp_path: Path) -> tuple[Path, torch.nn.Module]:
+    cfg = load_config(overrides=TINY)
+    model = build_method(cfg).eval()
+    return save_pretrained(model, tmp_path / "model", cfg), model
+
+
+def test_save_load_gives_identical_output(saved: tuple[Path, torch.nn.Module]) -> None:
+    directory, model = saved
+    assert sorted(p.name for p in directory.iterdir()) == ["config.json", "model.safetensors"]
+    loaded, cfg = load_pretrained(directory)
+    assert cfg.denoiser.base_channels == 8 and not loaded.training
+    y = torch.rand(1, 3, 24, 40) * 2 - 1
+    assert torch.equal(loaded.restore(y, steps=3, seed=1), model.restore(y, steps=3, seed=1))
+    meta = json.loads((directory / "config.json").read_text())["_meta"]
+    assert meta["sha256"] == hub.sha256_file(directory / "model.safetensors")
+
+
+def test_missing_directory_or_weights(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_pretrained(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError, match="no model.safetensors"):
+        load_pretrained(tmp_path / "empty")
+
+
+def test_config_and_weights_mismatch_names_tensors(saved: tuple[Path, torch.nn.Module]) -> None:
+    directory, _ = saved
+    config = json.loads((directory / "config.json").read_text())
+    config["denoiser"]["base_channels"] = 16
+    (directory / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=r"shape mismatch.*denoiser\.down\.0\.conv1\.weight \(8, 8, 3, 3\) vs \(16, 16, 3, 3\)"):
+        load_pretrained(directory)
+
+
+def test_missing_and_unexpected_tensors_are_listed(saved: tuple[Path, torch.nn.Module]) -> None:
+    directory, _ = saved
+    state = load_file(str(directory / "model.safetensors"))
+    state.pop("predictor.head.bias")
+    state["extra.weight"] = torch.zeros(1)
+    save_file(state, str(directory / "model.safetensors"))
+    with pytest.raises(CheckpointError, match=r"missing: predictor\.head\.bias.*unexpected: extra\.weight"):
+        load_pretrained(directory)
+
+
+def test_bad_config_is_a_checkpoint_error(saved: tuple[Path, torch.nn.Module]) -> None:
+    directory, _ = saved
+    (directory / "config.json").write_text('{"predictor": {"no_such_key": 1}}')
+    with pytest.raises(CheckpointError, match="config.json"):
+        load_pretrained(directory)
+
+
+def test_pt_file_is_read_without_unpickling(saved: tuple[Path, torch.nn.Module], tmp_path: Path) -> None:
+    directory, model = saved
+    torch.save(model.state_dict(), directory / "model.pt")
+    loaded, _ = load_pretrained(directory / "model.pt")
+    y = torch.rand(1, 3, 16, 16) * 2 - 1
+    assert torch.equal(loaded.restore(y), model.restore(y))
+    torch.save({"weights": object()}, directory / "evil.pt")
+    with pytest.raises(CheckpointError, match="cannot read weights"):
+        load_pretrained(directory / "evil.pt")
+
+
+def test_load_default_without_shipped_model(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(hub, "DEFAULT_MODEL_DIR", tmp_path / "default")
+    with pytest.raises(CheckpointError, match="no default model is shipped yet; pass --checkpoint DIR"):
+        load_default()
+
+
+def test_load_default_verifies_the_hash(monkeypatch: pytest.MonkeyPatch, saved: tuple[Path, torch.nn.Module]) -> None:
+    directory, _ = saved
+    monkeypatch.setattr(hub, "DEFAULT_MODEL_DIR", directory)
+    load_default()
+    config = json.loads((directory / "config.json").read_text())
+    config["_meta"]["sha256"] = "0" * 64
+    (directory / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="sha256"):
+        load_default()

@@ -1,0 +1,154 @@
+"""Blur synthesis: kernels, dead leaves, the degradation pipeline and the on-the-fly dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader
+
+from stochdeblur.config import DataConfig
+from stochdeblur.data import build_dataset
+from stochdeblur.data.synth import SyntheticPairs, dead_leaves, degrade, motion_kernel
+
+
+@pytest.mark.parametrize("size", [7, 8, 21, 64, 65])
+def test_kernel_is_a_normalised_centred_psf(size: int) -> None:
+    kernel = motion_kernel(size, np.random.default_rng(size))
+    assert kernel.shape == (size, size) and kernel.dtype == np.float32
+    assert kernel.min() >= 0 and kernel.sum() == pytest.approx(1.0, abs=1e-5)
+    rows, cols = np.mgrid[0:size, 0:size]
+    # Centre of mass on pixel size // 2: blur and the cropped sharp image are aligned on average.
+    assert (rows * kernel).sum() == pytest.approx(size // 2, abs=1e-3)
+    assert (cols * kernel).sum() == pytest.approx(size // 2, abs=1e-3)
+
+
+def test_kernel_reproducible_by_seed() -> None:
+    a = motion_kernel(33, np.random.default_rng(7))
+    b = motion_kernel(33, np.random.default_rng(7))
+    c = motion_kernel(33, np.random.default_rng(8))
+    assert np.array_equal(a, b) and not np.allclose(a, c)
+
+
+def test_kernel_spans_its_size() -> None:
+    """The trajectory is scaled so its farthest point reaches the border: size is the blur extent."""
+    kernel = motion_kernel(31, np.random.default_rng(3), exposure=1.0)
+    rows, cols = np.nonzero(kernel > 0)
+    assert min(rows.min(), cols.min()) == 0 or max(rows.max(), cols.max()) >= 29
+
+
+def test_zero_anxiety_gives_linear_blur() -> None:
+    """Without shake or jerks the trajectory is a straight line (Boracchi & Foi's rectilinear blur)."""
+    kernel = motion_kernel(25, np.random.default_rng(0), exposure=1.0, anxiety=0.0).astype(np.float64)
+    rows, cols = np.mgrid[0:25, 0:25]
+    coords = np.stack([rows.ravel(), cols.ravel()])
+    mean = coords @ kernel.ravel()
+    centred = coords - mean[:, None]
+    cov = (centred * kernel.ravel()) @ centred.T
+    small, large = np.linalg.eigvalsh(cov)
+    assert small < 0.05 * large
+
+
+def test_kernel_rejects_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="at least 3"):
+        motion_kernel(2, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="exposure"):
+        motion_kernel(9, np.random.default_rng(0), exposure=0.0)
+
+
+@pytest.mark.parametrize("k", [7, 8])
+def test_blur_of_a_delta_image_is_the_kernel(k: int) -> None:
+    """Convention: true convolution. A point at (k-1, k-1) of a (2k-1)^2 image shows the kernel unflipped."""
+    kernel = motion_kernel(k, np.random.default_rng(1))
+    sharp = np.zeros((2 * k - 1, 2 * k - 1, 3), np.float32)
+    sharp[k - 1, k - 1] = 1.0
+    blur, target = degrade(sharp, kernel, np.random.default_rng(0), quantize=False)
+    assert blur.shape == target.shape == (k, k, 3)
+    for c in range(3):
+        np.testing.assert_allclose(blur[..., c], kernel, atol=1e-6)
+
+
+@pytest.mark.parametrize("k", [7, 8])
+def test_delta_kernel_keeps_blur_aligned_with_the_sharp_crop(k: int) -> None:
+    sharp = np.random.default_rng(0).uniform(size=(20, 23, 3)).astype(np.float32)
+    delta = np.zeros((k, k), np.float32)
+    delta[k // 2, k // 2] = 1.0
+    blur, target = degrade(sharp, delta, np.random.default_rng(0), quantize=False)
+    assert blur.shape == (20 - k + 1, 23 - k + 1, 3)
+    np.testing.assert_allclose(blur, target, atol=1e-6)
+
+
+def test_noise_jpeg_and_8bit_rounding() -> None:
+    sharp = np.full((40, 40, 3), 0.5, np.float32)
+    delta = np.zeros((3, 3), np.float32)
+    delta[1, 1] = 1.0
+    blur, target = degrade(sharp, delta, np.random.default_rng(0), noise_sigma=0.05)
+    assert np.std(blur - target) == pytest.approx(0.05, rel=0.1)
+    assert np.allclose(blur * 255, np.round(blur * 255), atol=1e-4)  # 8-bit codes
+    shot, _ = degrade(sharp, delta, np.random.default_rng(0), poisson_peak=100.0)
+    assert np.std(shot) == pytest.approx(np.sqrt(50) / 100, rel=0.15)
+    jpeg, _ = degrade(sharp, delta, np.random.default_rng(0), noise_sigma=0.05, jpeg_quality=30)
+    assert jpeg.shape == blur.shape and not np.array_equal(jpeg, blur)
+
+
+def test_dead_leaves_any_size_seeded() -> None:
+    a = dead_leaves(37, 50, np.random.default_rng(4))
+    assert a.shape == (37, 50, 3) and a.dtype == np.float32
+    assert 0.0 <= a.min() and a.max() <= 1.0
+    assert np.array_equal(a, dead_leaves(37, 50, np.random.default_rng(4)))
+    assert len(np.unique(a.reshape(-1, 3), axis=0)) > 20  # many occluding leaves, not a flat image
+    textured = dead_leaves(37, 50, np.random.default_rng(4), texture=True)
+    assert not np.array_equal(a, textured)
+    discs = dead_leaves(37, 50, np.random.default_rng(4), shapes=["disc"])
+    assert discs.shape == a.shape
+    with pytest.raises(ValueError, match="shapes"):
+        dead_leaves(8, 8, np.random.default_rng(0), shapes=["star"])
+
+
+def test_synthetic_pairs_items_have_crop_size_and_range() -> None:
+    pairs = SyntheticPairs(4, 24, kernel_size_min=5, kernel_size_max=9, noise_max=0.02, jpeg_prob=0.5, seed=3)
+    item = pairs[1]
+    assert item["blur"].shape == item["sharp"].shape == (3, 24, 24)
+    assert item["blur"].min() >= -1 and item["blur"].max() <= 1
+    assert item["name"] == "synth_s3_e0_0000001"
+    assert torch.equal(pairs[1]["blur"], item["blur"])
+    pairs.set_epoch(1)
+    assert not torch.equal(pairs[1]["blur"], item["blur"])
+    with pytest.raises(IndexError):
+        pairs.sample(4)
+
+
+def test_synthetic_pairs_deterministic_with_two_workers() -> None:
+    pairs = SyntheticPairs(6, 16, kernel_size_min=3, kernel_size_max=7, seed=11)
+    serial = [b["blur"] for b in DataLoader(pairs, batch_size=3, num_workers=0)]
+    parallel = [b["blur"] for b in DataLoader(pairs, batch_size=3, num_workers=2)]
+    assert all(torch.equal(a, b) for a, b in zip(serial, parallel, strict=True))
+
+
+def test_synthetic_pairs_from_a_folder_of_small_images(tmp_path: Path) -> None:
+    for i in range(2):
+        Image.fromarray(np.random.default_rng(i).integers(0, 256, (10, 12, 3), dtype=np.uint8)).save(
+            tmp_path / f"{i}.png"
+        )
+    pairs = SyntheticPairs(3, 16, kernel_size_min=3, kernel_size_max=5, sharp_dir=tmp_path)
+    assert pairs[2]["sharp"].shape == (3, 16, 16)  # mirror-padded up to crop + kernel - 1
+    with pytest.raises(ValueError, match="no images"):
+        SyntheticPairs(3, 16, sharp_dir=_empty(tmp_path))
+
+
+def _empty(tmp_path: Path) -> Path:
+    (tmp_path / "empty").mkdir()
+    return tmp_path / "empty"
+
+
+def test_build_dataset_synthetic_val_differs_from_train() -> None:
+    cfg = DataConfig(crop_size=16, val_crop_size=24, val_images=2, kernel_size_min=3, kernel_size_max=5)
+    train, val = build_dataset(cfg, "train", seed=0), build_dataset(cfg, "val", seed=0)
+    assert len(train) == cfg.synthetic_length and len(val) == 2
+    assert train[0]["blur"].shape[-1] == 16 and val[0]["blur"].shape[-1] == 24
+    assert train[0]["name"] != val[0]["name"]
+    with pytest.raises(ValueError, match="split"):
+        build_dataset(cfg, "test", seed=0)
