@@ -1,7 +1,8 @@
 """DvSR inference cost on this machine: seconds per image and peak RSS, fp32 vs bf16 autocast + channels_last.
 
-    python benchmarks/sampler.py                       # paper widths (g 64, f 32), ~10 min on 2 cores
-    python benchmarks/sampler.py --quick               # 256² only, 500-step mode extrapolated
+    python benchmarks/sampler.py                       # paper widths (g 64, f 32); long modes extrapolated
+    python benchmarks/sampler.py --full                # every mode run in full (~1 h at 720p on 2 cores)
+    python benchmarks/sampler.py --quick               # 256² only
     python benchmarks/sampler.py --widths 16,8         # other widths (predictor, denoiser)
 
 Modes: predictor only; averaging (10 steps × 4 samples, one batch); perceptual (500 steps, one sample); at
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -97,11 +99,16 @@ def run_case(spec: dict[str, Any]) -> dict[str, Any]:
             result["bare_forwards_s"] = _bare_calls(model, blur, steps, average, tile)
             result["sampler_overhead"] = total / result["bare_forwards_s"]
     result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["load_avg_1min_after"] = os.getloadavg()[0]
     return result
 
 
-def plan(widths: tuple[int, int], threads: int, quick: bool) -> list[dict[str, Any]]:
-    """The cases to run: (size, mode, precision) with the steps actually run (fewer = extrapolated)."""
+def plan(widths: tuple[int, int], threads: int, quick: bool, full: bool) -> list[dict[str, Any]]:
+    """The cases to run: (size, mode, precision) with the steps actually run (fewer = extrapolated).
+
+    Without ``full``, long cases run a few steps and are extrapolated (labelled); the 256² averaging cases
+    always run in full, since the two ratios come from them.
+    """
     cases = []
     sizes = ["256"] if quick else ["256", "720p"]
     for size in sizes:
@@ -109,12 +116,10 @@ def plan(widths: tuple[int, int], threads: int, quick: bool) -> list[dict[str, A
         for precision in ("bf16", "no"):
             base = {"size": size, "precision": precision, "widths": list(widths), "threads": threads, "tile": tile}
             cases.append({**base, "mode": "predictor", "steps": 0, "run_steps": 0, "average": 1})
-            full_avg = size == "256" or precision == "bf16"
             cases.append({**base, "mode": "average 10x4", "steps": 10, "average": 4,
-                          "run_steps": 10 if full_avg else 1, "ratios": size == "256"})
-            full_perc = size == "256" and precision == "bf16" and not quick
+                          "run_steps": 10 if full or size == "256" else 1, "ratios": size == "256"})
             cases.append({**base, "mode": "perceptual 500", "steps": 500, "average": 1,
-                          "run_steps": 500 if full_perc else (20 if size == "256" else 2)})
+                          "run_steps": 500 if full else (20 if size == "256" else 2)})
     return cases
 
 
@@ -142,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--widths", default="64,32", help="predictor,denoiser base widths (paper: 64,32)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="256² only; the 500-step mode is extrapolated")
+    parser.add_argument("--full", action="store_true", help="run every step count in full (no extrapolation)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--case", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -151,16 +157,19 @@ def main(argv: list[str] | None = None) -> int:
     widths = tuple(int(w) for w in args.widths.split(","))
     torch.set_num_threads(args.threads)
     results = []
-    for spec in plan(widths, args.threads, args.quick):
+    for spec in plan(widths, args.threads, args.quick, args.full):
         proc = subprocess.run([sys.executable, __file__, "--case", json.dumps(spec)], capture_output=True,
                               text=True, check=True)
         results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
         r = results[-1]
         print(f"{r['size']:>5} {r['mode']:<15} {r['precision']:<4} {r['seconds']:8.2f} s "
-              f"{r['peak_rss_mib']:6.0f} MiB{' (extrapolated)' if r['extrapolated'] else ''}", flush=True)
+              f"{r['peak_rss_mib']:6.0f} MiB load {r['load_avg_1min_after']:.1f}"
+              f"{' (extrapolated)' if r['extrapolated'] else ''}", flush=True)
     machine = describe_cpu()
+    loads = [r["load_avg_1min_after"] for r in results]
     header = (f"DvSR inference on {machine}, widths g={widths[0]} f={widths[1]}, torch {torch.__version__}, "
-              f"random weights, batch 1 image.")
+              f"random weights, batch 1 image. 1-min load average during the run: {min(loads):.1f}–{max(loads):.1f} "
+              f"on 2 cores (other jobs shared the CPU: treat times as upper bounds).")
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out / "sampler.json", json.dumps({"machine": machine, "results": results}, indent=2))
     atomic_write_text(args.out / "sampler.md", markdown(results, header))

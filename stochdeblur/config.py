@@ -165,6 +165,8 @@ class TrainConfig:
     log_every: int = 50
 
     def __post_init__(self) -> None:
+        if self.mixed_precision in ("False", "false"):  # YAML 1.1 / dotlist parse a bare `no` as a boolean
+            self.mixed_precision = "no"
         _check_choice("train", "lr_schedule", self.lr_schedule, ("cosine", "step", "constant"))
         _check_choice("train", "mixed_precision", self.mixed_precision, ("auto", "no", "bf16", "fp16"))
 

@@ -41,6 +41,7 @@ from stochdeblur.utils import atomic_path, atomic_write_text, autocast
 
 SAMPLERS = ("ddpm", "ddim", "dpmsolver")
 _TEXT_COLUMNS = ("model", "mode", "image", "sampler")
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
 ROW_KEYS = ("model", "mode", "image")
 CSV_COLUMNS = (*ROW_KEYS, "steps", "average", "sampler", "seed", "height", "width", "seconds", *IMAGE_METRICS)
 SUMMARY_COLUMNS = ("model", "mode", "images", "psnr", "ssim", "lpips", "fid", "kid", "haarpsi", "mdsi", "gmsd",
@@ -219,8 +220,11 @@ class _Item:
 
     @property
     def file_name(self) -> str:
-        parts = [_slug(p) for p in Path(self.name).with_suffix("").parts if p not in ("", ".", "..", "/")]
-        return "/".join(parts) + ".png"
+        """Relative output path: the name's parts slugged (an image suffix dropped), plus ``.png``."""
+        path = Path(self.name)
+        if path.suffix.lower() in _IMAGE_SUFFIXES:
+            path = path.with_suffix("")
+        return "/".join(_slug(p) for p in path.parts if p not in ("", ".", "..", "/")) + ".png"
 
 
 def _select(dataset, limit: int | None) -> list[_Item]:
@@ -242,6 +246,8 @@ def _name_of(dataset, index: int) -> str:
 
 
 def _plan(models: Sequence[tuple[str, nn.Module]], modes: Sequence[Mode]) -> list[tuple[str, nn.Module, Mode]]:
+    if not models or not modes:
+        raise EvaluationError("evaluate needs at least one model and one mode")
     _check_unique([label for label, _ in models], "model label")
     plan = []
     for label, method in models:
@@ -272,12 +278,12 @@ def _restore_timed(method: nn.Module, blur: Tensor, mode: Mode, seed: int, tile:
 
 
 def _run(plan, dataset, items: list[_Item], log: ResultsLog, suite: MetricSuite, *, seed: int,
-         tile: int | None, precision: str, outputs: Path | None, progress: bool, desc: str) -> int:
-    """Restore and score every (plan entry, item) not yet in ``log``; returns how many were computed."""
+         tile: int | None, precision: str, outputs: Path | None, progress: bool, desc: str) -> None:
+    """Restore and score every (plan entry, item) not yet in ``log``, appending one row per image."""
     todo = [(item, entry) for item in items for entry in plan if (entry[0], entry[2].label, item.name) not in log]
     bar = tqdm(total=len(items) * len(plan), initial=len(items) * len(plan) - len(todo), desc=desc,
                disable=not progress, unit="img")
-    computed, cached = 0, None
+    cached = None
     for item, (label, method, mode) in todo:
         if cached is None or cached[0] != item.index:
             cached = (item.index, dataset[item.index])
@@ -290,10 +296,8 @@ def _run(plan, dataset, items: list[_Item], log: ResultsLog, suite: MetricSuite,
         log.append({"model": label, "mode": mode.label, "image": item.name, "steps": mode.steps or 0,
                     "average": mode.average, "sampler": mode.sampler, "seed": seed, "height": restored.shape[-2],
                     "width": restored.shape[-1], "seconds": seconds, **metrics})
-        computed += 1
         bar.update(1)
     bar.close()
-    return computed
 
 
 def _aggregate(log: ResultsLog, label: str, mode: Mode, items: list[_Item]) -> dict[str, Any]:
@@ -382,8 +386,11 @@ def write_summary(out: Path, rows: Sequence[dict[str, Any]], unavailable: dict[s
     notes = ["", "PSNR/SSIM: torchmetrics, RGB in [0,1] (data range 1), SSIM Gaussian 11/σ1.5, full images, "
              "outputs rounded to 8 bits. LPIPS (AlexNet) and FID/KID on non-overlapping 256² patches. "
              "HaarPSI: piq. Gradient energy: output/sharp (>1 sharper or noisier, <1 blurrier).", ""]
-    notes += [f"- {name.upper()} unavailable: {reason}" for name, reason in unavailable.items()
-              if name in {key for key, _ in TABLE_COLUMNS}]
+    by_reason: dict[str, list[str]] = {}
+    for name, reason in unavailable.items():
+        if name in {key for key, _ in TABLE_COLUMNS}:
+            by_reason.setdefault(reason, []).append(name.upper())
+    notes += [f"- {'/'.join(names)} unavailable: {reason}" for reason, names in by_reason.items()]
     atomic_write_text(out / "summary.md", markdown_table(rows) + "\n".join(notes) + "\n")
     _write_csv(out / "summary.csv", SUMMARY_COLUMNS, rows)
 

@@ -11,6 +11,7 @@ Departures from the official DeblurGAN code, all deliberate:
 
 from __future__ import annotations
 
+import pickle
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -72,7 +73,7 @@ class VGGPerceptual(nn.Module):
             used = {k[len(prefix):]: v for k, v in state.items()
                     if k.startswith(prefix) and int(k.split(".")[1]) < len(self.features)}
             self.features.load_state_dict(used)
-        except (RuntimeError, OSError, ValueError, AttributeError) as exc:
+        except (RuntimeError, OSError, ValueError, AttributeError, EOFError, pickle.UnpicklingError) as exc:
             raise PerceptualUnavailable(f"{path}: cannot load VGG19 weights ({exc}); set gan.perceptual=none") from None
         self.features.eval().requires_grad_(False)
         self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)

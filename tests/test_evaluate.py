@@ -43,6 +43,16 @@ def dvsr(tiny_cfg):
 
 
 @pytest.fixture(scope="module")
+def gan():
+    """A tiny DeblurGAN-v2 (UNet generator): no diffusion, restore() ignores steps/average."""
+    from stochdeblur.methods import build_method
+
+    tiny_predictor = [o for o in TINY if o.startswith("predictor.")]
+    cfg = load_config(overrides=["method=deblurganv2", "gan.generator=unet", "gan.perceptual=none", *tiny_predictor])
+    return build_method(cfg).eval()
+
+
+@pytest.fixture(scope="module")
 def data():
     return SyntheticPairs(3, 32, kernel_size_max=9, seed=1)
 
@@ -60,19 +70,6 @@ class Counting(nn.Module):
             raise KeyboardInterrupt("simulated kill")
         self.calls += 1
         return self.method.restore(blur, **kwargs)
-
-
-class Deterministic(nn.Module):
-    """A GAN-like method: no diffusion denoiser, restore() ignores steps/average."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.scale = nn.Parameter(torch.tensor(0.9))
-        self.calls = 0
-
-    def restore(self, blur, **kwargs):
-        self.calls += 1
-        return blur * self.scale
 
 
 def _rows(path):
@@ -96,9 +93,9 @@ def test_parse_sweep():
         parse_sweep("steps=1,x average=1")
 
 
-def test_evaluate_writes_csv_table_grid(tmp_path, dvsr, data):
+def test_evaluate_writes_csv_table_grid(tmp_path, dvsr, gan, data):
     modes = parse_modes("predictor; steps=2,average=2")
-    summary = evaluate([("tiny", dvsr), ("gan", Deterministic())], data, modes, tmp_path, progress=False)
+    summary = evaluate([("tiny", dvsr), ("gan", gan)], data, modes, tmp_path, progress=False)
     rows = _rows(tmp_path / "per_image.csv")
     assert len(rows) == 3 * 2 + 3  # the GAN-like method runs once, as "predictor"
     assert {(r["model"], r["mode"]) for r in rows} == {("tiny", "predictor"), ("tiny", "steps=2,average=2"),

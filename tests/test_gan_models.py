@@ -10,7 +10,7 @@ import torch
 
 from stochdeblur.config import PredictorConfig
 from stochdeblur.models import MODEL_ZOO, build_predictor
-from stochdeblur.models.discriminator import DoubleScaleDiscriminator, NLayerDiscriminator
+from stochdeblur.models.discriminator import DoubleScaleDiscriminator
 from stochdeblur.models.fpn import FPNGenerator, PretrainedWeightsMissing
 from stochdeblur.models.resnet_gen import ResnetGenerator
 from stochdeblur.models.unet import UNet

@@ -173,7 +173,9 @@ def save_preview(path: str | Path, samples: Sequence[SyntheticSample], tile: int
             x = gap + (c * 3 + p) * (tile + gap)
             canvas.paste(Image.fromarray(np.floor(panel * 255 + 0.5).astype(np.uint8)), (x, y))
         k = sample.kernel.shape[0]
-        draw.text((gap + c * 3 * (tile + gap) + 3, y + 2), f"{k}x{k}", fill=(255, 255, 255), font=font)
+        label_xy = (gap + c * 3 * (tile + gap) + 3, y + 2)
+        draw.rectangle(draw.textbbox(label_xy, f"{k}x{k}", font=font), fill=(0, 0, 0))
+        draw.text(label_xy, f"{k}x{k}", fill=(255, 255, 255), font=font)
     for c in range(columns):
         for p, title in enumerate(("kernel", "blurry", "sharp")):
             draw.text((gap + (c * 3 + p) * (tile + gap) + 3, 3), title, fill=(0, 0, 0), font=font)

@@ -125,8 +125,8 @@ def _splat(x: np.ndarray, y: np.ndarray, weights: np.ndarray, size: int) -> np.n
     kernel = np.zeros(size * size, dtype=np.float64)
     for dy, wy in ((0, 1.0 - fy), (1, fy)):
         for dx, wx in ((0, 1.0 - fx), (1, fx)):
-            rows = np.minimum(y0 + dy, size - 1)
-            cols = np.minimum(x0 + dx, size - 1)
+            rows = np.clip(y0 + dy, 0, size - 1)  # clipping only moves zero weights (rounding error)
+            cols = np.clip(x0 + dx, 0, size - 1)
             np.add.at(kernel, rows * size + cols, weights * wy * wx)
     kernel = kernel.reshape(size, size)
     return (kernel / kernel.sum()).astype(np.float32)
@@ -202,32 +202,71 @@ class _Leaves:
         return out
 
 
+_STENCIL_BANDS = 5  # leaves reaching at most 2**5 px are drawn with shared stencils
+_ROUNDS = (0.0, 0.3, 0.6, 1.0)  # fractions of the leaves drawn per round, front to back
+
+
 def _render_labels(leaves: _Leaves, height: int, width: int) -> np.ndarray:
     """Index of the front-most leaf covering each pixel (leaf 0 is in front; ``n`` = background).
 
-    Small leaves are rasterised together, one square stencil per size band, into a canvas padded by the
-    largest stencil so no bounds test is needed; the few large leaves are drawn one bounding box at a time.
+    Leaves are drawn front to back in rounds; before each later round, leaves whose bounding box holds no
+    uncovered pixel are skipped (a summed-area table tells), which cannot change the result.
     """
     n = leaves.radius.size
     stretch = np.where(leaves.kind == 0, 1.0, np.sqrt(1.0 + leaves.aspect**2))
     reach = np.ceil(leaves.radius * stretch).astype(np.int64) + 1
-    bands = np.ceil(np.log2(reach)).astype(np.int64)
-    big = 5  # stencils up to 2 * 2**big + 1 pixels wide
-    pad = 2**big
-    pw = width + 2 * pad
-    labels = np.full((height + 2 * pad) * pw, n, dtype=np.int64)
     ry, rx = np.round(leaves.cy).astype(np.int64), np.round(leaves.cx).astype(np.int64)
-    for band in np.unique(bands[bands <= big]):
-        idx = np.nonzero(bands == band)[0]
+    pad = 2**_STENCIL_BANDS
+    labels = np.full((height + 2 * pad, width + 2 * pad), n, dtype=np.int64)
+    view = labels[pad : pad + height, pad : pad + width]
+    for start, stop in zip(_ROUNDS[:-1], _ROUNDS[1:], strict=True):
+        idx = np.arange(int(start * n), int(stop * n))
+        if start > 0:
+            idx = idx[_touches_uncovered(view == n, ry[idx], rx[idx], reach[idx])]
+        _draw(leaves, idx, reach, ry, rx, labels, pad)
+    return np.ascontiguousarray(view)
+
+
+def _touches_uncovered(
+    uncovered: np.ndarray, ry: np.ndarray, rx: np.ndarray, reach: np.ndarray
+) -> np.ndarray:
+    """Whether each leaf's bounding box contains an uncovered pixel (summed-area table lookup)."""
+    height, width = uncovered.shape
+    table = np.zeros((height + 1, width + 1), dtype=np.int64)
+    table[1:, 1:] = uncovered.cumsum(0).cumsum(1)
+    y0, y1 = np.clip(ry - reach, 0, height), np.clip(ry + reach + 1, 0, height)
+    x0, x1 = np.clip(rx - reach, 0, width), np.clip(rx + reach + 1, 0, width)
+    return (table[y1, x1] - table[y0, x1] - table[y1, x0] + table[y0, x0]) > 0
+
+
+def _draw(
+    leaves: _Leaves,
+    idx: np.ndarray,
+    reach: np.ndarray,
+    ry: np.ndarray,
+    rx: np.ndarray,
+    labels: np.ndarray,
+    pad: int,
+) -> None:
+    """Write ``min(label, leaf)`` for leaves ``idx`` into the padded label canvas.
+
+    Small leaves share one square stencil per size band (the padding makes bounds tests unnecessary);
+    each of the few large leaves uses its own clipped bounding box.
+    """
+    height, width = labels.shape[0] - 2 * pad, labels.shape[1] - 2 * pad
+    flat_labels = labels.reshape(-1)
+    bands = np.ceil(np.log2(reach[idx])).astype(np.int64)
+    for band in np.unique(bands[bands <= _STENCIL_BANDS]):
+        sub = idx[bands == band]
         offs = np.arange(-(2**band), 2**band + 1)
         dy, dx = (g.ravel() for g in np.meshgrid(offs, offs, indexing="ij"))
-        shift = np.stack([ry[idx] - leaves.cy[idx], rx[idx] - leaves.cx[idx]], axis=1)
-        mask = leaves.inside(idx, dy, dx, shift)
-        leaf, pixel = np.nonzero(mask)
-        flat = (ry[idx] + pad)[leaf] * pw + (rx[idx] + pad)[leaf] + (dy * pw + dx)[pixel]
-        np.minimum.at(labels, flat, idx[leaf])
-    view = labels.reshape(height + 2 * pad, pw)[pad : pad + height, pad : pad + width]
-    for i in np.nonzero(bands > big)[0]:
+        shift = np.stack([ry[sub] - leaves.cy[sub], rx[sub] - leaves.cx[sub]], axis=1)
+        leaf, pixel = np.nonzero(leaves.inside(sub, dy, dx, shift))
+        stride = labels.shape[1]
+        flat = (ry[sub] + pad)[leaf] * stride + (rx[sub] + pad)[leaf] + (dy * stride + dx)[pixel]
+        np.minimum.at(flat_labels, flat, sub[leaf])
+    view = labels[pad : pad + height, pad : pad + width]
+    for i in idx[bands > _STENCIL_BANDS]:
         y0, y1 = max(0, ry[i] - reach[i]), min(height, ry[i] + reach[i] + 1)
         x0, x1 = max(0, rx[i] - reach[i]), min(width, rx[i] + reach[i] + 1)
         if y0 >= y1 or x0 >= x1:
@@ -238,7 +277,6 @@ def _render_labels(leaves: _Leaves, height: int, width: int) -> np.ndarray:
         box = view[y0:y1, x0:x1]
         mask = mask.reshape(box.shape)
         box[mask] = np.minimum(box[mask], i)
-    return np.ascontiguousarray(view)
 
 
 def dead_leaves(

@@ -90,7 +90,7 @@ def sample_residual(eps_fn: EpsFn, cond: Tensor, x_init: Tensor, steps: int, *, 
         raise ValueError(f"steps and average must be >= 1, got steps={steps}, average={average}")
     scheduler = make_scheduler(sampler, steps)
     batch = x_init.shape[0]
-    gen_device = "cuda" if x_init.device.type == "cuda" else "cpu"
+    gen_device = x_init.device if x_init.device.type == "cuda" else torch.device("cpu")
     generators = sample_generators(batch, average, seed, gen_device)
     cond_k = cond.repeat(average, 1, 1, 1)
     init_k = x_init.float().repeat(average, 1, 1, 1)

@@ -1,0 +1,444 @@
+"""One Accelerate training loop for every method family (DvSR; DeblurGAN groups "d" then "g").
+
+Covers one CPU, one GPU, several GPUs or nodes (``accelerate launch``) without code changes: DDP wraps the
+single method module once, one AdamW + LR schedule per parameter group, gradient accumulation and clipping,
+mixed precision, an EMA of the weights (validated and exported), checkpoints written atomically with
+``accelerator.save_state`` and exact resume. Data are a pure function of (seed, epoch, position), and the
+training noise of (seed, rank, step), so resuming at step N replays exactly what an uninterrupted run sees.
+
+Layout of ``out_dir``: ``config.yaml`` (resolved config), ``metrics.jsonl`` (one line per logged step),
+``checkpoints/step_<N>/`` (with a ``COMPLETE`` marker), ``model/`` (EMA weights for ``scripts/sample.py``),
+``samples/step_<N>.png`` (validation panels), ``wandb/`` or ``logs/`` (trackers).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import inspect
+import json
+import math
+import os
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from accelerate import Accelerator, PartialState
+from accelerate.utils import (
+    DistributedDataParallelKwargs,
+    ProjectConfiguration,
+    parse_flag_from_env,
+    set_seed,
+)
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from stochdeblur import metrics, trackers
+from stochdeblur.config import ConfigError, RunConfig, to_dict, to_yaml
+from stochdeblur.data import build_dataset
+from stochdeblur.ema import EMA
+from stochdeblur.hub import save_pretrained
+from stochdeblur.io import write_image
+from stochdeblur.methods import build_method
+from stochdeblur.utils import atomic_write_text, pick_precision
+
+COMPLETE_MARKER = "COMPLETE"
+HASH_ENV = "STOCHDEBLUR_WEIGHTS_HASH"  # debug: each rank writes out_dir/rank<k>_weights.sha256 at the end
+_STEP_DIR = re.compile(r"^step_(\d+)$")
+
+
+class ResumeError(ValueError):
+    """``--resume`` names no usable (complete) checkpoint."""
+
+
+def _mix(*values: int) -> int:
+    """A 63-bit seed from several integers (seed, rank, step, ...), well spread by SeedSequence."""
+    return int(np.random.SeedSequence([int(v) for v in values]).generate_state(2, np.uint64)[0] >> 1)
+
+
+class LRFactor:
+    """Base-LR multiplier at an optimizer step: linear warm-up, then cosine to ``min_ratio``, step or constant.
+
+    ``step`` divides the LR by 10 at 50 % and again at 75 % of the steps after warm-up. A callable object
+    (not a lambda), so ``LambdaLR.state_dict`` stores its settings.
+    """
+
+    def __init__(self, kind: str, warmup: int, total: int, min_ratio: float) -> None:
+        self.kind, self.warmup, self.total, self.min_ratio = kind, warmup, total, min_ratio
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup:
+            return (step + 1) / self.warmup
+        progress = min(1.0, (step - self.warmup) / max(1, self.total - self.warmup))
+        if self.kind == "cosine":
+            return self.min_ratio + (1.0 - self.min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+        if self.kind == "step":
+            return 0.1 ** sum(progress >= m for m in (0.5, 0.75))
+        return 1.0
+
+
+class ShardedBatches:
+    """This rank's training batches, a pure function of (seed, epoch, batch position): resumable exactly.
+
+    Epoch ``e`` shuffles the dataset with seed (seed, e) and gives rank ``r`` every ``world``-th index, cut to
+    whole batches; the dataset's own ``set_epoch(e)`` picks fresh crops/pairs.
+    """
+
+    def __init__(self, dataset: Dataset, batch_size: int, seed: int, rank: int, world: int,
+                 num_workers: int = 0, pin_memory: bool = False) -> None:
+        self.dataset, self.batch_size, self.seed, self.rank, self.world = dataset, batch_size, seed, rank, world
+        self.num_workers, self.pin_memory = num_workers, pin_memory
+        self.per_epoch = len(dataset) // world // batch_size
+        if self.per_epoch < 1:
+            raise ConfigError(f"data: {len(dataset)} training items cannot fill one batch of {batch_size} "
+                              f"on each of {world} processes")
+
+    def indices(self, epoch: int) -> list[int]:
+        """This rank's item indices for ``epoch``, in order (whole batches only)."""
+        perm = torch.randperm(len(self.dataset), generator=torch.Generator().manual_seed(_mix(self.seed, epoch)))
+        return perm[self.rank::self.world][: self.per_epoch * self.batch_size].tolist()
+
+    def iterate(self, start: int = 0) -> Iterator[dict[str, Any]]:
+        """Endless batches beginning at batch number ``start`` of this rank (epochs roll over)."""
+        epoch, offset = divmod(start, self.per_epoch)
+        while True:
+            if hasattr(self.dataset, "set_epoch"):
+                self.dataset.set_epoch(epoch)
+            loader = DataLoader(self.dataset, batch_size=self.batch_size, sampler=self.indices(epoch)[
+                offset * self.batch_size:], drop_last=True, num_workers=self.num_workers, pin_memory=self.pin_memory)
+            yield from loader
+            epoch, offset = epoch + 1, 0
+
+
+class TrainState:
+    """The optimizer-step counter, saved in every checkpoint (data position and noise derive from it)."""
+
+    def __init__(self) -> None:
+        self.step = 0
+
+    def state_dict(self) -> dict[str, int]:
+        """``{"step": N}``."""
+        return {"step": self.step}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Restore the step counter."""
+        self.step = int(state["step"])
+
+
+def latest_checkpoint(checkpoint_dir: str | Path) -> Path | None:
+    """The complete ``step_<N>`` directory with the largest N; temp dirs and dirs without the marker are skipped."""
+    checkpoint_dir = Path(checkpoint_dir)
+    if not checkpoint_dir.is_dir():
+        return None
+    found = [(int(m.group(1)), p) for p in checkpoint_dir.iterdir()
+             if (m := _STEP_DIR.match(p.name)) and (p / COMPLETE_MARKER).is_file()]
+    return max(found)[1] if found else None
+
+
+def resolve_resume(resume: str | None, checkpoint_dir: Path) -> Path | None:
+    """``None`` → fresh start; ``"latest"`` → newest complete checkpoint (fresh when none); else a path."""
+    if resume is None:
+        return None
+    if resume == "latest":
+        return latest_checkpoint(checkpoint_dir)
+    path = Path(resume)
+    if not (path / COMPLETE_MARKER).is_file():
+        raise ResumeError(f"--resume {path}: not a complete checkpoint directory (no {COMPLETE_MARKER} marker)")
+    return path
+
+
+def _precision(cfg: RunConfig, device: torch.device) -> str:
+    """Config value if explicit; else ``accelerate launch --mixed_precision bf16|fp16``; else by hardware."""
+    if cfg.train.mixed_precision != "auto":
+        return cfg.train.mixed_precision
+    launched = os.environ.get("ACCELERATE_MIXED_PRECISION", "no")
+    return launched if launched in ("bf16", "fp16") else pick_precision(device, "auto")
+
+
+def _to_uint8(image: Tensor) -> np.ndarray:
+    """[3, H, W] in [-1, 1] → [H, W, 3] uint8."""
+    return ((image.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
+
+
+class Trainer:
+    """Trains ``build_method(cfg)`` into ``out_dir``; :meth:`fit` runs (or resumes) and returns final metrics."""
+
+    def __init__(self, cfg: RunConfig, out_dir: str | Path) -> None:
+        self.cfg, self.out_dir = cfg, Path(out_dir)
+        self.ckpt_dir = self.out_dir / "checkpoints"
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        with torch.random.fork_rng(devices=[]):  # identical initial weights on every rank, global RNG untouched
+            torch.manual_seed(cfg.train.seed)
+            method = build_method(cfg)
+        groups = method.param_groups()
+        self.accelerator = acc = self._accelerator(len(groups))
+        set_seed(cfg.train.seed + acc.process_index)  # per-rank global RNGs, for methods that draw from them
+        optimizers, schedulers = self._optimizers(groups)
+        self.model, *prepared = acc.prepare(method, *optimizers, *schedulers)
+        self.optimizers = dict(zip(groups, prepared[: len(groups)], strict=True))
+        self.schedulers = dict(zip(groups, prepared[len(groups):], strict=True))
+        self.groups = groups
+        self.unwrapped = acc.unwrap_model(self.model)
+        self.schedule = ["d"] * cfg.gan.d_steps_per_g + ["g"] if set(groups) == {"g", "d"} else list(groups)
+        self.loss_key = "train/loss" if len(groups) == 1 else f"train/{self.schedule[-1]}/loss"
+        self.ema, self.state = EMA(self.unwrapped, cfg.train.ema_decay, cfg.train.ema_start), TrainState()
+        acc.register_for_checkpointing(self.ema, self.state)
+        self.takes_generator = "generator" in inspect.signature(self.unwrapped.forward).parameters
+        self.noise = torch.Generator(device=acc.device)
+        self.data = ShardedBatches(build_dataset(cfg.data, "train", cfg.train.seed), cfg.data.batch_size,
+                                   cfg.train.seed, acc.process_index, acc.num_processes, cfg.data.num_workers,
+                                   pin_memory=acc.device.type == "cuda")
+        self._val_batches: list[dict[str, Any]] | None = None
+        if acc.is_main_process:
+            atomic_write_text(self.out_dir / "config.yaml", to_yaml(cfg))
+
+    def _accelerator(self, n_groups: int) -> Accelerator:
+        cfg = self.cfg
+        log_with = trackers.configure(cfg.log, self.out_dir)
+        handlers = [DistributedDataParallelKwargs(find_unused_parameters=True)] if n_groups > 1 else []
+        return Accelerator(
+            mixed_precision=_precision(cfg, PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU")).device),
+            log_with=log_with,
+            gradient_accumulation_steps=cfg.train.grad_accum, step_scheduler_with_optimizer=False,
+            project_config=ProjectConfiguration(project_dir=str(self.out_dir), logging_dir=str(self.out_dir / "logs")),
+            kwargs_handlers=handlers)
+
+    def _optimizers(self, groups: dict[str, list[nn.Parameter]]) -> tuple[list, list]:
+        t = self.cfg.train
+        optimizers, schedulers = [], []
+        for name, params in groups.items():
+            lr = self.cfg.gan.d_lr if name == "d" else t.lr
+            opt = torch.optim.AdamW(params, lr=lr, betas=tuple(t.betas), weight_decay=t.weight_decay)
+            factor = LRFactor(t.lr_schedule, t.warmup_steps, t.max_steps, t.min_lr_ratio)
+            optimizers.append(opt)
+            schedulers.append(torch.optim.lr_scheduler.LambdaLR(opt, factor))
+        return optimizers, schedulers
+
+    # ----------------------------------------------------------------------------------------------- training
+
+    def _forward(self, batch: dict[str, Any], group: str, seed: int) -> dict[str, Tensor]:
+        if not self.takes_generator:
+            return self.model(batch, group)
+        return self.model(batch, group, generator=self.noise.manual_seed(seed))
+
+    def _train_step(self, step: int, batches: Iterator[dict[str, Any]]) -> dict[str, Tensor]:
+        """One optimizer step of every group in ``self.schedule`` over ``grad_accum`` micro-batches."""
+        acc, accum = self.accelerator, self.cfg.train.grad_accum
+        micro = [{k: v.to(acc.device) if isinstance(v, Tensor) else v for k, v in next(batches).items()}
+                 for _ in range(accum)]
+        prefix = "train/" if len(self.groups) == 1 else "train/{}/"
+        logs: dict[str, Tensor] = {}
+        for k, group in enumerate(self.schedule):
+            for opt in self.optimizers.values():  # a "d" pass must not leave gradients in "g" (and back)
+                opt.zero_grad(set_to_none=True)
+            for i, batch in enumerate(micro):
+                # DDP all-reduces gradients on the last micro-batch only.
+                with acc.no_sync(self.model) if i < accum - 1 else contextlib.nullcontext():
+                    out = self._forward(batch, group, _mix(self.cfg.train.seed, acc.process_index, step, k, i))
+                    acc.backward(out["loss"])  # divided by grad_accum inside
+                for key, value in out.items():
+                    name = prefix.format(group) + key
+                    logs[name] = logs.get(name, 0.0) + value.detach().float() / (accum * self.schedule.count(group))
+            if self.cfg.train.grad_clip > 0:
+                norm = acc.clip_grad_norm_(self.groups[group], self.cfg.train.grad_clip)
+                logs[prefix.format(group) + "grad_norm"] = torch.as_tensor(norm, device=acc.device).float()
+            logs[f"lr/{group}"] = torch.tensor(self.optimizers[group].param_groups[0]["lr"], device=acc.device)
+            self.optimizers[group].step()
+            self.schedulers[group].step()
+        return logs
+
+    def fit(self, resume: str | None = None) -> dict[str, float]:
+        """Train to ``cfg.train.max_steps`` (from ``resume``: None, "latest" or a checkpoint dir); final metrics."""
+        acc, cfg = self.accelerator, self.cfg
+        path = resolve_resume(resume, self.ckpt_dir)
+        if path is not None:
+            self._resume(path)
+        acc.init_trackers(cfg.log.project, config=self._tracker_config(),
+                          init_kwargs={"wandb": {"name": cfg.name, "dir": str(self.out_dir)}})
+        batches = self.data.iterate(self.state.step * cfg.train.grad_accum)
+        bar = tqdm(total=cfg.train.max_steps, initial=self.state.step, desc=cfg.name,
+                   disable=not acc.is_local_main_process, dynamic_ncols=True)
+        final: dict[str, float] = {}
+        sums: dict[str, Tensor] = {}
+        timer = [0.0, 0]  # seconds spent in training steps, steps, since the last log
+        self.model.train()
+        for step in range(self.state.step + 1, cfg.train.max_steps + 1):
+            if callable(hook := getattr(self.unwrapped, "on_step", None)):
+                hook(step - 1)
+            started = time.perf_counter()
+            for key, value in self._train_step(step, batches).items():
+                sums[key] = sums.get(key, 0.0) + value
+            timer[0] += time.perf_counter() - started
+            timer[1] += 1
+            self.state.step = step
+            self.ema.update(self.unwrapped, step)
+            if step % cfg.train.log_every == 0 or step == cfg.train.max_steps:
+                final.update(self._log(step, sums, timer))
+                bar.set_postfix(loss=f"{final.get(self.loss_key, float('nan')):.4f}")
+                sums, timer = {}, [0.0, 0]
+            if cfg.train.val_every > 0 and step % cfg.train.val_every == 0:
+                final.update(self._validate(step))
+            if cfg.train.checkpoint_every > 0 and step % cfg.train.checkpoint_every == 0:
+                self.save_checkpoint(step)
+            bar.update(1)
+        bar.close()
+        return self._finish(final)
+
+    def _finish(self, final: dict[str, float]) -> dict[str, float]:
+        step, cfg = self.state.step, self.cfg
+        if cfg.train.val_every <= 0 or step % cfg.train.val_every:
+            final.update(self._validate(step))
+        if cfg.train.checkpoint_every <= 0 or step % cfg.train.checkpoint_every:
+            self.save_checkpoint(step)
+        if os.environ.get(HASH_ENV):
+            self._dump_weight_hash()
+        self.accelerator.wait_for_everyone()
+        self.accelerator.end_training()
+        return {"step": float(step), **final}
+
+    def _tracker_config(self) -> dict[str, Any]:
+        tree = to_dict(self.cfg)
+        return trackers.flat_config(tree) if self.cfg.log.tracker == "tensorboard" else tree
+
+    def _log(self, step: int, sums: dict[str, Tensor], timer: list) -> dict[str, float]:
+        """Average the interval's values over steps and ranks; log to trackers and ``metrics.jsonl``."""
+        acc, keys = self.accelerator, sorted(sums)
+        values = acc.reduce(torch.stack([sums[k] for k in keys]) / max(1, timer[1]), reduction="mean")
+        out = {k: float(v) for k, v in zip(keys, values.tolist(), strict=True)}
+        images = timer[1] * self.cfg.data.batch_size * self.cfg.train.grad_accum * acc.num_processes
+        out["images_per_s"] = images / max(timer[0], 1e-9)
+        acc.log(out, step=step)
+        if acc.is_main_process:
+            with open(self.out_dir / "metrics.jsonl", "a") as handle:
+                handle.write(json.dumps({"step": step, **out}) + "\n")
+        return out
+
+    # --------------------------------------------------------------------------------------------- validation
+
+    def _val_data(self) -> list[dict[str, Any]]:
+        if self._val_batches is None:
+            dataset = build_dataset(self.cfg.data, "val", self.cfg.train.seed)
+            self._val_batches = list(DataLoader(dataset, batch_size=self.cfg.data.batch_size, shuffle=False))
+        return self._val_batches
+
+    @torch.no_grad()
+    def _validate(self, step: int) -> dict[str, float]:
+        """PSNR/SSIM of the EMA weights on the val split (sampling + predictor only), panels; main rank only."""
+        acc, out = self.accelerator, {}
+        if acc.is_main_process:
+            model, s = self.unwrapped, self.cfg.sample
+            model.eval()
+            scores: dict[str, list[float]] = {}
+            panels: list[np.ndarray] = []
+            with self.ema.swapped_in(model), acc.autocast():
+                for batch in self._val_data():
+                    blur, sharp = batch["blur"].to(acc.device), batch["sharp"].to(acc.device)
+                    restored = model.restore(blur, steps=s.steps, average=s.average, seed=s.seed, sampler=s.sampler)
+                    extra = model.validation_images(blur) if hasattr(model, "validation_images") else {}
+                    self._score(scores, "", restored, sharp)
+                    if "x_init" in extra:
+                        self._score(scores, "_init", extra["x_init"], sharp)
+                    panels += self._panels(blur, extra.get("x_init"), restored, sharp, len(panels))
+            model.train()
+            out = {k: float(np.mean(v)) for k, v in scores.items()}
+            acc.log(out, step=step)
+            self._log_panels(step, panels)
+            with open(self.out_dir / "metrics.jsonl", "a") as handle:
+                handle.write(json.dumps({"step": step, **out}) + "\n")
+        acc.wait_for_everyone()
+        return out
+
+    @staticmethod
+    def _score(scores: dict[str, list[float]], suffix: str, pred: Tensor, sharp: Tensor) -> None:
+        for i in range(pred.shape[0]):
+            scores.setdefault(f"val/psnr{suffix}", []).append(metrics.psnr(pred[i].float(), sharp[i]))
+            scores.setdefault(f"val/ssim{suffix}", []).append(metrics.ssim(pred[i].float(), sharp[i]))
+
+    def _panels(self, blur: Tensor, x_init: Tensor | None, restored: Tensor, sharp: Tensor,
+                have: int) -> list[np.ndarray]:
+        """Rows blurry | x_init | sample | sharp (x_init black when the method has none)."""
+        rows = []
+        for i in range(min(blur.shape[0], max(0, self.cfg.log.image_panels - have))):
+            init = x_init[i] if x_init is not None else torch.full_like(blur[i], -1.0)
+            rows.append(np.concatenate([_to_uint8(t) for t in (blur[i], init, restored[i], sharp[i])], axis=1))
+        return rows
+
+    def _log_panels(self, step: int, rows: list[np.ndarray]) -> None:
+        if not rows:
+            return
+        grid = np.concatenate(rows, axis=0)
+        write_image(self.out_dir / "samples" / f"step_{step:07d}.png",
+                    torch.from_numpy(grid).permute(2, 0, 1).float() / 127.5 - 1.0)
+        trackers.log_image(self.accelerator, self.cfg.log.tracker, "val/panels", grid, step)
+
+    # ------------------------------------------------------------------------------------ checkpoints, export
+
+    def save_checkpoint(self, step: int) -> Path:
+        """``accelerator.save_state`` into a hidden temp dir, then marker + rename (main rank); prune; export."""
+        acc = self.accelerator
+        final, tmp = self.ckpt_dir / f"step_{step}", self.ckpt_dir / f".step_{step}.tmp"
+        if acc.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+        acc.wait_for_everyone()
+        acc.save_state(str(tmp))
+        acc.wait_for_everyone()
+        if acc.is_main_process:
+            (tmp / "config.yaml").write_text(to_yaml(self.cfg))
+            (tmp / "trainer_state.json").write_text(json.dumps({"step": step, "world_size": acc.num_processes}))
+            (tmp / COMPLETE_MARKER).write_text(f"step {step}\n")
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+            self._prune()
+            self.export(self.out_dir / "model")
+        acc.wait_for_everyone()
+        return final
+
+    def _prune(self) -> None:
+        """Keep the newest ``keep_last`` complete checkpoints; remove stale temp dirs from crashed saves."""
+        for stale in self.ckpt_dir.glob(".step_*.tmp"):
+            shutil.rmtree(stale, ignore_errors=True)
+        done = sorted((int(m.group(1)), p) for p in self.ckpt_dir.iterdir()
+                      if (m := _STEP_DIR.match(p.name)) and (p / COMPLETE_MARKER).is_file())
+        for _, path in done[: max(0, len(done) - max(1, self.cfg.train.keep_last))]:
+            shutil.rmtree(path, ignore_errors=True)
+
+    def export(self, directory: str | Path) -> Path:
+        """Save the EMA weights + resolved config with :func:`stochdeblur.hub.save_pretrained` (call on main)."""
+        with self.ema.swapped_in(self.unwrapped):
+            return save_pretrained(self.unwrapped, directory, self.cfg)
+
+    def _resume(self, path: Path) -> None:
+        """Restore model, EMA, optimizers, schedulers, RNGs and the step; drop later lines of metrics.jsonl."""
+        self.accelerator.load_state(str(path))
+        if self.accelerator.is_main_process:
+            print(f"resumed from {path} at step {self.state.step}")
+            log = self.out_dir / "metrics.jsonl"
+            if log.is_file():
+                keep = [line for line in log.read_text().splitlines()
+                        if line.strip() and json.loads(line)["step"] <= self.state.step]
+                atomic_write_text(log, "".join(f"{line}\n" for line in keep))
+        self.accelerator.wait_for_everyone()
+
+    def _dump_weight_hash(self) -> None:
+        """Write sha256 of this rank's model and EMA tensors (a debug aid for multi-process tests)."""
+        def digest(named: list[tuple[str, Tensor]]) -> str:
+            h = hashlib.sha256()
+            for name, tensor in sorted(named, key=lambda item: item[0]):
+                h.update(name.encode())
+                h.update(tensor.detach().float().cpu().numpy().tobytes())
+            return h.hexdigest()
+
+        model = digest(list(self.unwrapped.state_dict().items()))
+        ema = digest(list(self.ema.shadow.items()))
+        path = self.out_dir / f"rank{self.accelerator.process_index}_weights.sha256"
+        atomic_write_text(path, f"model {model}\nema {ema}\n")
+
+
