@@ -14,12 +14,10 @@ Layout of ``out_dir``: ``config.yaml`` (resolved config), ``metrics.jsonl`` (one
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import inspect
 import json
 import math
 import os
-import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -39,7 +37,8 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from stochdeblur import metrics, trackers
+from stochdeblur import checkpointing, metrics, trackers
+from stochdeblur.checkpointing import COMPLETE_MARKER, ResumeError, latest_checkpoint  # noqa: F401 (re-exported)
 from stochdeblur.config import ConfigError, RunConfig, to_dict, to_yaml
 from stochdeblur.data import build_dataset
 from stochdeblur.ema import EMA
@@ -48,15 +47,7 @@ from stochdeblur.io import write_image
 from stochdeblur.methods import build_method
 from stochdeblur.utils import atomic_write_text, pick_precision
 
-COMPLETE_MARKER = "COMPLETE"
 HASH_ENV = "STOCHDEBLUR_WEIGHTS_HASH"  # debug: each rank writes out_dir/rank<k>_weights.sha256 at the end
-_STEP_DIR = re.compile(r"^step_(\d+)$")
-
-
-class ResumeError(ValueError):
-    """``--resume`` names no usable (complete) checkpoint."""
-
-
 def _mix(*values: int) -> int:
     """A 63-bit seed from several integers (seed, rank, step, ...), well spread by SeedSequence."""
     return int(np.random.SeedSequence([int(v) for v in values]).generate_state(2, np.uint64)[0] >> 1)
@@ -116,43 +107,6 @@ class ShardedBatches:
             epoch, offset = epoch + 1, 0
 
 
-class TrainState:
-    """The optimizer-step counter, saved in every checkpoint (data position and noise derive from it)."""
-
-    def __init__(self) -> None:
-        self.step = 0
-
-    def state_dict(self) -> dict[str, int]:
-        """``{"step": N}``."""
-        return {"step": self.step}
-
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        """Restore the step counter."""
-        self.step = int(state["step"])
-
-
-def latest_checkpoint(checkpoint_dir: str | Path) -> Path | None:
-    """The complete ``step_<N>`` directory with the largest N; temp dirs and dirs without the marker are skipped."""
-    checkpoint_dir = Path(checkpoint_dir)
-    if not checkpoint_dir.is_dir():
-        return None
-    found = [(int(m.group(1)), p) for p in checkpoint_dir.iterdir()
-             if (m := _STEP_DIR.match(p.name)) and (p / COMPLETE_MARKER).is_file()]
-    return max(found)[1] if found else None
-
-
-def resolve_resume(resume: str | None, checkpoint_dir: Path) -> Path | None:
-    """``None`` → fresh start; ``"latest"`` → newest complete checkpoint (fresh when none); else a path."""
-    if resume is None:
-        return None
-    if resume == "latest":
-        return latest_checkpoint(checkpoint_dir)
-    path = Path(resume)
-    if not (path / COMPLETE_MARKER).is_file():
-        raise ResumeError(f"--resume {path}: not a complete checkpoint directory (no {COMPLETE_MARKER} marker)")
-    return path
-
-
 def _precision(cfg: RunConfig, device: torch.device) -> str:
     """Config value if explicit; else ``accelerate launch --mixed_precision bf16|fp16``; else by hardware."""
     if cfg.train.mixed_precision != "auto":
@@ -187,7 +141,7 @@ class Trainer:
         self.unwrapped = acc.unwrap_model(self.model)
         self.schedule = ["d"] * cfg.gan.d_steps_per_g + ["g"] if set(groups) == {"g", "d"} else list(groups)
         self.loss_key = "train/loss" if len(groups) == 1 else f"train/{self.schedule[-1]}/loss"
-        self.ema, self.state = EMA(self.unwrapped, cfg.train.ema_decay, cfg.train.ema_start), TrainState()
+        self.ema, self.state = EMA(self.unwrapped, cfg.train.ema_decay, cfg.train.ema_start), checkpointing.TrainState()
         acc.register_for_checkpointing(self.ema, self.state)
         self.takes_generator = "generator" in inspect.signature(self.unwrapped.forward).parameters
         self.noise = torch.Generator(device=acc.device)
@@ -256,7 +210,7 @@ class Trainer:
     def fit(self, resume: str | None = None) -> dict[str, float]:
         """Train to ``cfg.train.max_steps`` (from ``resume``: None, "latest" or a checkpoint dir); final metrics."""
         acc, cfg = self.accelerator, self.cfg
-        path = resolve_resume(resume, self.ckpt_dir)
+        path = checkpointing.resolve_resume(resume, self.ckpt_dir)
         if path is not None:
             self._resume(path)
         acc.init_trackers(cfg.log.project, config=self._tracker_config(),
@@ -390,25 +344,11 @@ class Trainer:
         acc.save_state(str(tmp))
         acc.wait_for_everyone()
         if acc.is_main_process:
-            (tmp / "config.yaml").write_text(to_yaml(self.cfg))
-            (tmp / "trainer_state.json").write_text(json.dumps({"step": step, "world_size": acc.num_processes}))
-            (tmp / COMPLETE_MARKER).write_text(f"step {step}\n")
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(tmp, final)
-            self._prune()
+            checkpointing.publish(tmp, final, step, to_yaml(self.cfg), acc.num_processes)
+            checkpointing.prune(self.ckpt_dir, self.cfg.train.keep_last)
             self.export(self.out_dir / "model")
         acc.wait_for_everyone()
         return final
-
-    def _prune(self) -> None:
-        """Keep the newest ``keep_last`` complete checkpoints; remove stale temp dirs from crashed saves."""
-        for stale in self.ckpt_dir.glob(".step_*.tmp"):
-            shutil.rmtree(stale, ignore_errors=True)
-        done = sorted((int(m.group(1)), p) for p in self.ckpt_dir.iterdir()
-                      if (m := _STEP_DIR.match(p.name)) and (p / COMPLETE_MARKER).is_file())
-        for _, path in done[: max(0, len(done) - max(1, self.cfg.train.keep_last))]:
-            shutil.rmtree(path, ignore_errors=True)
 
     def export(self, directory: str | Path) -> Path:
         """Save the EMA weights + resolved config with :func:`stochdeblur.hub.save_pretrained` (call on main)."""
@@ -420,25 +360,12 @@ class Trainer:
         self.accelerator.load_state(str(path))
         if self.accelerator.is_main_process:
             print(f"resumed from {path} at step {self.state.step}")
-            log = self.out_dir / "metrics.jsonl"
-            if log.is_file():
-                keep = [line for line in log.read_text().splitlines()
-                        if line.strip() and json.loads(line)["step"] <= self.state.step]
-                atomic_write_text(log, "".join(f"{line}\n" for line in keep))
+            checkpointing.truncate_metrics(self.out_dir / "metrics.jsonl", self.state.step)
         self.accelerator.wait_for_everyone()
 
     def _dump_weight_hash(self) -> None:
         """Write sha256 of this rank's model and EMA tensors (a debug aid for multi-process tests)."""
-        def digest(named: list[tuple[str, Tensor]]) -> str:
-            h = hashlib.sha256()
-            for name, tensor in sorted(named, key=lambda item: item[0]):
-                h.update(name.encode())
-                h.update(tensor.detach().float().cpu().numpy().tobytes())
-            return h.hexdigest()
-
-        model = digest(list(self.unwrapped.state_dict().items()))
-        ema = digest(list(self.ema.shadow.items()))
+        model = checkpointing.tensors_digest(self.unwrapped.state_dict().items())
+        ema = checkpointing.tensors_digest(self.ema.shadow.items())
         path = self.out_dir / f"rank{self.accelerator.process_index}_weights.sha256"
         atomic_write_text(path, f"model {model}\nema {ema}\n")
-
-

@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         trainer = Trainer(cfg, out_dir)
         result = trainer.fit(resume=args.resume)
     except (ConfigError, LayoutError, CheckpointError, ResumeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)  # OmegaConf appends key/type detail lines
         return 2
     if trainer.accelerator.is_main_process:
         shown = ", ".join(f"{k}={v:.4g}" for k, v in result.items() if k.startswith(("val/", "train/loss")))
