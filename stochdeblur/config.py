@@ -128,6 +128,7 @@ class DataConfig:
     num_workers: int = 0
     val_images: int = 8
     val_crop_size: int = 256
+    val_kind: str = ""
     # Synthetic pairs (dead leaves or a folder of sharp images + random-trajectory kernels).
     sharp_dir: str = ""
     kernel_size_min: int = 7
@@ -138,6 +139,7 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         _check_choice("data", "kind", self.kind, DATA_KINDS)
+        _check_choice("data", "val_kind", self.val_kind, ("", "photos"))
         if self.crop_size % 8:
             raise ConfigError(f"data.crop_size={self.crop_size} must be a multiple of 8")
 

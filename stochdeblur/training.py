@@ -38,7 +38,6 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from stochdeblur import checkpointing, metrics, trackers
-from stochdeblur.checkpointing import COMPLETE_MARKER, ResumeError, latest_checkpoint  # noqa: F401 (re-exported)
 from stochdeblur.config import ConfigError, RunConfig, to_dict, to_yaml
 from stochdeblur.data import build_dataset
 from stochdeblur.ema import EMA

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from stochdeblur.checkpointing import COMPLETE_MARKER
 from stochdeblur.hub import load_pretrained
-from stochdeblur.training import COMPLETE_MARKER, HASH_ENV
+from stochdeblur.training import HASH_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 ACCELERATE = Path(sys.executable).with_name("accelerate")

@@ -16,6 +16,7 @@ from accelerate.state import AcceleratorState
 from safetensors.torch import load_file
 from torch import nn
 
+from stochdeblur.checkpointing import COMPLETE_MARKER, latest_checkpoint
 from stochdeblur.cli import sample as sample_cli
 from stochdeblur.cli import train as train_cli
 from stochdeblur.config import load_config
@@ -23,7 +24,7 @@ from stochdeblur.data import SyntheticPairs
 from stochdeblur.ema import EMA
 from stochdeblur.io import write_image
 from stochdeblur.trackers import read_wandb_history, wandb_run_files
-from stochdeblur.training import COMPLETE_MARKER, LRFactor, ShardedBatches, Trainer, latest_checkpoint
+from stochdeblur.training import LRFactor, ShardedBatches, Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "dvsr_synthetic_tiny.yaml"

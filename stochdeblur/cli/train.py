@@ -14,10 +14,11 @@ import os
 import sys
 from pathlib import Path
 
+from stochdeblur.checkpointing import ResumeError
 from stochdeblur.config import ConfigError, load_config
 from stochdeblur.data import LayoutError
 from stochdeblur.hub import CheckpointError
-from stochdeblur.training import ResumeError, Trainer
+from stochdeblur.training import Trainer
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,6 +6,7 @@ from torch.utils.data import Dataset
 
 from stochdeblur.config import DataConfig
 from stochdeblur.data.paired import ImagePair, LayoutError, PairedDataset, find_pairs
+from stochdeblur.data.photos import PhotoPairs
 from stochdeblur.data.synth import SyntheticPairs
 
 VAL_SEED_OFFSET = 1_000_003  # validation pairs come from other seeds than any training item of the run
@@ -22,9 +23,14 @@ def build_dataset(cfg: DataConfig, split: str, seed: int) -> Dataset:
     * ``gopro``/``hide``/``realblur``/``pairs``: train = random ``crop_size`` crops of ``root/train_split``
       with flips/rot90; val = ``val_images`` evenly spaced pairs (0 = all) of ``(val_root or root)/val_split``,
       centre-cropped to ``val_crop_size`` (0 = full images).
+    * ``val_kind="photos"``: val = the sample photos of installed packages (:mod:`stochdeblur.data.photos`)
+      blurred as in the ``synthetic:photos`` benchmark (kernels ≤ 33 px, σ = 0.01), to watch the real-photo
+      curve while training on synthetic data. They are monitored, never trained on.
     """
     if split not in ("train", "val"):
         raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+    if split == "val" and cfg.val_kind == "photos":
+        return PhotoPairs(seed=seed, crop=cfg.val_crop_size or None, return_kernel=False)
     if cfg.kind == "synthetic":
         return _synthetic(cfg, split, seed)
     if split == "train":

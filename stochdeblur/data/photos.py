@@ -74,11 +74,12 @@ class PhotoPairs(Dataset):
     ``k - 1`` border (or exactly ``crop``² when ``crop`` is set: the centre crop is taken with that margin).
 
     Returns:
-        ``{"blur": [3,H,W], "sharp": [3,H,W]`` in [-1, 1], ``"name": str, "kernel": [k, k]`` (sums to 1)``}``.
+        ``{"blur": [3,H,W], "sharp": [3,H,W]`` in [-1, 1], ``"name": str, "kernel": [k, k]`` (sums to 1;
+        left out with ``return_kernel=False`` so items of different kernel sizes batch together)``}``.
     """
 
     def __init__(self, kernel_max: int = 33, noise: float = 0.01, seed: int = 0, crop: int | None = None,
-                 kernel_min: int = 7, names: list[str] | None = None) -> None:
+                 kernel_min: int = 7, names: list[str] | None = None, return_kernel: bool = True) -> None:
         if not 3 <= kernel_min <= kernel_max:
             raise ValueError(f"need 3 <= kernel_min <= kernel_max, got {kernel_min}, {kernel_max}")
         photos = available_photos()
@@ -89,6 +90,7 @@ class PhotoPairs(Dataset):
         self._loaders = photos
         self.kernel_min, self.kernel_max = kernel_min, kernel_max
         self.noise, self.seed, self.crop = noise, seed, crop
+        self.return_kernel = return_kernel
 
     def __len__(self) -> int:
         return len(self.names)
@@ -104,8 +106,10 @@ class PhotoPairs(Dataset):
         if self.crop is not None:
             photo = _center_crop(photo, self.crop + size - 1)
         blur, sharp = degrade(photo, kernel, rng, noise_sigma=self.noise)
-        return {"blur": _tensor(blur), "sharp": _tensor(sharp), "name": name,
-                "kernel": torch.from_numpy(np.ascontiguousarray(kernel, dtype=np.float32))}
+        item = {"blur": _tensor(blur), "sharp": _tensor(sharp), "name": name}
+        if self.return_kernel:
+            item["kernel"] = torch.from_numpy(np.ascontiguousarray(kernel, dtype=np.float32))
+        return item
 
 
 def _tensor(image: np.ndarray) -> torch.Tensor:
