@@ -47,6 +47,8 @@ from stochdeblur.methods import build_method
 from stochdeblur.utils import atomic_write_text, pick_precision
 
 HASH_ENV = "STOCHDEBLUR_WEIGHTS_HASH"  # debug: each rank writes out_dir/rank<k>_weights.sha256 at the end
+
+
 def _mix(*values: int) -> int:
     """A 63-bit seed from several integers (seed, rank, step, ...), well spread by SeedSequence."""
     return int(np.random.SeedSequence([int(v) for v in values]).generate_state(2, np.uint64)[0] >> 1)
