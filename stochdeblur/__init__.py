@@ -1,7 +1,8 @@
 """stochdeblur: blind motion deblurring with predict-and-refine diffusion (DvSR) and DeblurGAN baselines."""
 
-from stochdeblur.config import RunConfig, load_config
-
 __version__ = "0.1.0"
 
-__all__ = ["RunConfig", "load_config", "__version__"]
+from stochdeblur.config import RunConfig, load_config  # noqa: E402  (hub reads __version__)
+from stochdeblur.hub import load_default, load_pretrained  # noqa: E402
+
+__all__ = ["RunConfig", "load_config", "load_default", "load_pretrained", "__version__"]
