@@ -284,7 +284,7 @@ class Trainer:
 
     @torch.no_grad()
     def _validate(self, step: int) -> dict[str, float]:
-        """PSNR/SSIM of the EMA weights on the val split (sampling + predictor only), panels; main rank only."""
+        """PSNR/SSIM of the EMA weights on the val split (sampling, predictor only, blurry input), panels; main rank."""
         acc, out = self.accelerator, {}
         if acc.is_main_process:
             model, s = self.unwrapped, self.cfg.sample
@@ -297,6 +297,7 @@ class Trainer:
                     restored = model.restore(blur, steps=s.steps, average=s.average, seed=s.seed, sampler=s.sampler)
                     extra = model.validation_images(blur) if hasattr(model, "validation_images") else {}
                     self._score(scores, "", restored, sharp)
+                    self._score(scores, "_blur", blur, sharp)  # the reference a restoration must beat
                     if "x_init" in extra:
                         self._score(scores, "_init", extra["x_init"], sharp)
                     panels += self._panels(blur, extra.get("x_init"), restored, sharp, len(panels))
