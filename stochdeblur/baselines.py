@@ -25,11 +25,23 @@ def _pad_for(kernel: np.ndarray) -> int:
     return max(kernel.shape)
 
 
+def _odd(kernel: np.ndarray) -> np.ndarray:
+    """Zero-pad an even side at its end so the centre pixel stays ``(k_h // 2, k_w // 2)``.
+
+    That is the centre :func:`stochdeblur.data.synth.degrade` aligns blur and sharp with; ``fftconvolve``'s
+    "same" mode centres an even kernel at ``(k - 1) // 2`` instead, a one-pixel shift that also breaks the
+    Richardson–Lucy adjoint. Odd kernels are returned unchanged.
+    """
+    kh, kw = kernel.shape
+    return np.pad(kernel, ((0, 1 - kh % 2), (0, 1 - kw % 2)))
+
+
 def wiener_deconvolve(blur: Tensor, kernel: np.ndarray, nsr: float = 1e-2) -> Tensor:
-    """Wiener filter with a constant noise-to-signal ratio ``nsr``; ``kernel`` sums to 1.
+    """Wiener filter with a constant noise-to-signal ratio ``nsr``; ``kernel`` sums to 1, centre ``(k // 2, k // 2)``.
 
     Shape: [3, H, W] in [-1, 1] -> [3, H, W] in [-1, 1].
     """
+    kernel = _odd(kernel)
     pad = _pad_for(kernel)
     image = np.pad(_to_unit_hwc(blur), ((pad, pad), (pad, pad), (0, 0)), mode="reflect")
     h, w = image.shape[:2]
@@ -46,8 +58,11 @@ def wiener_deconvolve(blur: Tensor, kernel: np.ndarray, nsr: float = 1e-2) -> Te
 def richardson_lucy(blur: Tensor, kernel: np.ndarray, iterations: int = 30) -> Tensor:
     """Richardson–Lucy deconvolution (multiplicative, non-negative); more iterations sharpen and amplify noise.
 
+    ``kernel`` sums to 1 with its centre at ``(k // 2, k // 2)``, as in :func:`stochdeblur.data.synth.degrade`.
+
     Shape: [3, H, W] in [-1, 1] -> [3, H, W] in [-1, 1].
     """
+    kernel = _odd(kernel)
     pad = _pad_for(kernel)
     image = np.pad(_to_unit_hwc(blur), ((pad, pad), (pad, pad), (0, 0)), mode="reflect") + 1e-6
     flipped = kernel[::-1, ::-1]

@@ -41,6 +41,9 @@ class PredictorConfig:
     num_res_blocks: int = 3
     dropout: float = 0.0
     pretrained_backbone: bool = False
+    # UNet only: x_init = y + UNet(y) with a zero-initialised head, so g starts as the identity (the FPN
+    # generators of DeblurGAN-v2 add the input too). Off in the paper recipe; on for CPU-budget training.
+    input_residual: bool = False
 
     def __post_init__(self) -> None:
         _check_choice("predictor", "type", self.type, PREDICTOR_TYPES)

@@ -82,3 +82,15 @@ def test_models_cli_json_lists_the_zoo(capsys: pytest.CaptureFixture[str]) -> No
     assert rows["dvsr_denoiser"]["params"] == _params(build_denoiser(DenoiserConfig()))
     assert rows["dvsr_predictor"]["gmacs_256"] == pytest.approx(173.8, rel=0.01)
     assert models_cli.describe("dvsr_denoiser", MODEL_ZOO["dvsr_denoiser"])["gmacs_720p"] == pytest.approx(612, rel=0.01)
+
+
+def test_input_residual_predictor_starts_as_identity_and_learns() -> None:
+    torch.manual_seed(0)
+    cfg = PredictorConfig(base_channels=8, num_res_blocks=1, input_residual=True)
+    g = build_predictor(cfg)
+    y = torch.rand(2, 3, 37, 53) * 2 - 1
+    torch.testing.assert_close(g(y), y)
+    (g(y) - torch.zeros_like(y)).abs().mean().backward()
+    assert g.head.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="input_residual"):
+        build_predictor(PredictorConfig(type="unet_xy", input_residual=True))

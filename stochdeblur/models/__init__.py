@@ -20,7 +20,15 @@ from stochdeblur.models.xy import XYDeblur
 
 def _unet_predictor(cfg: PredictorConfig) -> nn.Module:
     return UNet(in_channels=3, out_channels=3, base_channels=cfg.base_channels,
-                channel_mults=tuple(cfg.channel_mults), num_res_blocks=cfg.num_res_blocks, dropout=cfg.dropout)
+                channel_mults=tuple(cfg.channel_mults), num_res_blocks=cfg.num_res_blocks, dropout=cfg.dropout,
+                input_residual=cfg.input_residual)
+
+
+def _without_input_residual(cfg: PredictorConfig) -> PredictorConfig:
+    """XYDeblur drives the UNet's encode/decode halves, which never add the input: refuse the flag."""
+    if cfg.input_residual:
+        raise ValueError("predictor.input_residual applies to predictor.type=unet only")
+    return cfg
 
 
 def _fpn_predictor(backbone: str) -> Callable[[PredictorConfig], nn.Module]:
@@ -29,7 +37,7 @@ def _fpn_predictor(backbone: str) -> Callable[[PredictorConfig], nn.Module]:
 
 PREDICTOR_BUILDERS: dict[str, Callable[[PredictorConfig], nn.Module]] = {
     "unet": _unet_predictor,
-    "unet_xy": lambda cfg: XYDeblur(_unet_predictor(cfg)),
+    "unet_xy": lambda cfg: XYDeblur(_unet_predictor(_without_input_residual(cfg))),
     "fpn_mobilenet": _fpn_predictor("mobilenet_v2"),
     "fpn_inception": _fpn_predictor("inception_resnet_v2"),
     "fpn_mobilenet_dsc": _fpn_predictor("mobilenet_dsc"),

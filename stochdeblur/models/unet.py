@@ -132,13 +132,18 @@ class UNet(nn.Module):
         noise_embed: whether ``forward`` takes the continuous noise level √ᾱ.
         film: FiLM (scale and bias) instead of a bias for the noise embedding.
         noise_embed_scale: multiplier on √ᾱ before the sinusoidal encoding (so frequencies resolve).
+        input_residual: :meth:`forward` returns ``x[:, :out_channels] + UNet(x)`` and the head starts at zero,
+            so the network starts as the identity and learns a correction (used for the predictor g).
     """
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, base_channels: int = 64,
                  channel_mults: tuple[int, ...] | list[int] = (1, 2, 3, 4), num_res_blocks: int = 3,
                  dropout: float = 0.0, noise_embed: bool = False, film: bool = False,
-                 noise_embed_scale: float = 1000.0) -> None:
+                 noise_embed_scale: float = 1000.0, input_residual: bool = False) -> None:
         super().__init__()
+        if input_residual and in_channels < out_channels:
+            raise ValueError(f"input_residual needs in_channels >= out_channels, got {in_channels} < {out_channels}")
+        self.input_residual = input_residual
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.base_channels = base_channels
@@ -172,6 +177,9 @@ class UNet(nn.Module):
             if level > 0:
                 self.up.append(Upsample(ch, emb_dim, dropout, film))
         self.head = nn.Conv2d(ch, out_channels, 3, padding=1)
+        if input_residual:
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
 
     def _embed(self, noise_level: Tensor | None, batch: int) -> Tensor | None:
         if not self.noise_embed:
@@ -197,7 +205,8 @@ class UNet(nn.Module):
         """
         height, width = x.shape[-2:]
         h, skips, emb = self.encode(x, noise_level)
-        return self.decode(h, skips, emb)[..., :height, :width]
+        out = self.decode(h, skips, emb)[..., :height, :width]
+        return out + x[:, : self.out_channels] if self.input_residual else out
 
     def encode(self, x: Tensor, noise_level: Tensor | None = None) -> tuple[Tensor, list[Tensor], Tensor | None]:
         """Encoder half (embedding, padding, stem, down path), split out for XYDeblur (``models/xy.py``).
