@@ -12,7 +12,6 @@ Departures from the official DeblurGAN code, all deliberate:
 from __future__ import annotations
 
 import pickle
-from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
@@ -122,22 +121,40 @@ def ragan_ls_g_loss(real_pred: Tensor, fake_pred: Tensor, real_mean: Tensor | No
     return 0.5 * (torch.mean((real_pred - fake_mean + 1) ** 2) + torch.mean((fake_pred - real_mean - 1) ** 2))
 
 
-class PredictionPool:
-    """FIFO of the last ``size`` per-sample prediction maps (detached), as upstream's ``ImagePool``."""
+class PredictionPool(nn.Module):
+    """FIFO of the last ``size`` per-sample prediction maps, as upstream's ``ImagePool``, kept as buffers.
+
+    Only the pool mean is ever used, so each map is stored as its (sum, element count): the pool is small,
+    lives in the model's ``state_dict`` and is restored exactly by ``--resume``.
+    """
 
     def __init__(self, size: int) -> None:
-        self.items: deque[Tensor] = deque(maxlen=size)
+        super().__init__()
+        self.register_buffer("sums", torch.zeros(size, dtype=torch.float64))
+        self.register_buffer("counts", torch.zeros(size, dtype=torch.float64))
+        self.register_buffer("added", torch.zeros((), dtype=torch.long))  # maps added so far
 
+    def __len__(self) -> int:
+        return int(min(int(self.added), self.sums.numel()))
+
+    @torch.no_grad()
     def add(self, pred: Tensor) -> None:
         """Store each sample of ``pred`` [B, ...], dropping the oldest beyond ``size``."""
-        self.items.extend(pred.detach().unbind(0))
+        size = self.sums.numel()
+        flat = pred.detach().double().flatten(1)
+        kept = flat[-size:]  # a batch larger than the pool keeps its last ``size`` maps
+        first = int(self.added) + flat.shape[0] - kept.shape[0]
+        slots = (first + torch.arange(kept.shape[0])) % size
+        self.sums[slots] = kept.sum(1).to(self.sums.device)
+        self.counts[slots] = float(kept.shape[1])
+        self.added += flat.shape[0]
 
     def mean(self) -> Tensor | None:
         """Mean over every stored element (maps may differ in size), or None when empty."""
-        if not self.items:
+        n = len(self)
+        if n == 0:
             return None
-        total = sum(item.sum() for item in self.items)
-        return total / sum(item.numel() for item in self.items)
+        return (self.sums[:n].sum() / self.counts[:n].sum()).float()
 
 
 class RaGANLS(nn.Module):

@@ -71,7 +71,7 @@ def test_one_gan_step_updates_g_and_d_and_g_step_leaves_d_grads_alone(v2: Deblur
 
     for k in ("g", "d"):
         assert any(not torch.equal(b, p) for b, p in zip(before[k], groups[k], strict=True)), k
-    assert len(v2.ragan["patch"].real_pool.items) == 2 and len(v2.ragan["full"].fake_pool.items) == 2
+    assert len(v2.ragan["patch"].real_pool) == 2 and len(v2.ragan["full"].fake_pool) == 2
 
 
 def test_wgan_gp_step_reports_the_penalty_and_trains() -> None:
@@ -117,10 +117,10 @@ def test_missing_vgg_weights_stop_the_g_step_with_a_clear_message(tmp_path, monk
         method(batch(), "g")
 
 
-def test_checkpoint_holds_generator_and_discriminator_only() -> None:
+def test_wgan_checkpoint_holds_generator_and_discriminator_only() -> None:
     method = small_v1()
     prefixes = {key.split(".")[0] for key in method.state_dict()}
-    assert prefixes == {"generator", "discriminator"}
+    assert prefixes == {"generator", "discriminator"}  # WGAN-GP: no pools
 
 
 def test_unknown_group_is_rejected() -> None:

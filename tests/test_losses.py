@@ -52,7 +52,11 @@ def test_ragan_pool_means_span_past_batches_and_g_step_does_not_update() -> None
     assert second.item() == pytest.approx(expected)
     g = crit.g_loss(REAL.view(2, 1), FAKE.view(2, 1))
     assert g.item() == pytest.approx(ragan_ls_g_loss(REAL, FAKE, torch.tensor(real_mean), torch.tensor(fake_mean)).item())
-    assert len(crit.real_pool.items) == 3
+    assert len(crit.real_pool) == 3
+    restored = RaGANLS(pool_size=3)
+    restored.load_state_dict(crit.state_dict())  # the pools travel with checkpoints (exact resume)
+    assert restored.d_loss(REAL.view(2, 1), FAKE.view(2, 1)).item() == pytest.approx(
+        crit.d_loss(REAL.view(2, 1), FAKE.view(2, 1)).item())
 
 
 def test_ragan_pool_size_zero_uses_batch_means() -> None:

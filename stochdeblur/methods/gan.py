@@ -98,8 +98,8 @@ class DeblurGAN(nn.Module):
         self.freeze_backbone_steps = freeze_backbone_steps
         self.tile_overlap = tile_overlap
         self.size_multiple = getattr(generator, "size_multiple", 1)
-        branches = getattr(discriminator, "branches", {})
-        self.ragan = nn.ModuleDict({name: RaGANLS(pool_size) for name in branches})
+        branches = getattr(discriminator, "branches", {}) if adv_loss == "ragan-ls" else {}
+        self.ragan = nn.ModuleDict({name: RaGANLS(pool_size) for name in branches})  # pools resume with the model
         self._gp_generator = torch.Generator().manual_seed(seed)
         object.__setattr__(self, "_vgg", None)  # built lazily, deliberately not a registered submodule
 
