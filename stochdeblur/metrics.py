@@ -22,19 +22,23 @@ reported as ``None`` ("unavailable") with one line saying why — never computed
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 import math
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 import torch
 from torch import Tensor, nn
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
 log = logging.getLogger(__name__)
+P = ParamSpec("P")
+R = TypeVar("R")
 
 ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
@@ -74,12 +78,25 @@ def _pair(pred: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
     return pred, target.to(pred.device)
 
 
+def in_fp32(fn: Callable[P, R]) -> Callable[P, R]:
+    """Run a metric with autocast off: under a caller's bf16 autocast, SSIM's variance terms lose all precision."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        with torch.autocast("cpu", enabled=False), torch.autocast("cuda", enabled=False):
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+@in_fp32
 def psnr(pred: Tensor, target: Tensor) -> float:
     """PSNR in dB of one RGB image pair (inputs in [-1, 1], compared in [0, 1] with data range 1)."""
     pred, target = _pair(pred, target)
     return float(peak_signal_noise_ratio(pred, target, data_range=1.0))
 
 
+@in_fp32
 def ssim(pred: Tensor, target: Tensor, crop_border: bool = False) -> float:
     """SSIM of one RGB pair: Gaussian 11/σ 1.5, data range 1, channel mean (torchmetrics).
 
@@ -110,6 +127,7 @@ def _ratio(num: float, den: float) -> float | None:
     return num / den if den > 0 else None
 
 
+@in_fp32
 def gradient_energy_ratio(pred: Tensor, target: Tensor) -> float | None:
     """Mean squared luminance gradient of ``pred`` over that of ``target`` (>1 sharper/noisier, <1 blurrier).
 
@@ -130,6 +148,7 @@ def _highfreq_energy(image01: Tensor, cutoff: float) -> float:
     return float(power[(fy.pow(2) + fx.pow(2)).sqrt() > cutoff].sum())
 
 
+@in_fp32
 def highfreq_energy_ratio(pred: Tensor, target: Tensor, cutoff: float = 0.25) -> float | None:
     """Spectral energy above ``cutoff`` cycles/pixel (Hann-windowed luminance), ``pred`` over ``target``.
 
@@ -295,6 +314,7 @@ class MetricSuite:
         return name not in self.unavailable
 
     @torch.no_grad()
+    @in_fp32
     def compute_image_metrics(self, pred: Tensor, target: Tensor, accumulate: bool = False) -> dict[str, float | None]:
         """All per-image metrics of one pair (RGB in [-1, 1]); ``None`` for unavailable ones.
 
@@ -321,6 +341,7 @@ class MetricSuite:
         return float(self._lpips(a, b).mean())
 
     @torch.no_grad()
+    @in_fp32
     def update_distribution(self, pred: Tensor, target: Tensor | None = None) -> None:
         """Add one restored image's patches (and, if given, the sharp image's) to the FID/KID statistics.
 
@@ -341,6 +362,7 @@ class MetricSuite:
         tiles = patches(_unit(image.to(self.device)), self.patch_size)
         return self._inception((tiles * 255).round().to(torch.uint8))
 
+    @in_fp32
     def finalize(self) -> dict[str, float | None]:
         """FID and KID (mean over subsets) of everything added since the last call; resets the fake side.
 

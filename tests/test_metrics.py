@@ -161,3 +161,13 @@ def test_fid_kid_compute_with_a_cached_inception_file(empty_cache, monkeypatch):
     assert math.isfinite(result["fid"]) and math.isfinite(result["kid"])
     suite.update_distribution(target)  # real statistics survive finalize()
     assert suite.finalize()["fid"] is not None
+
+
+def test_metrics_ignore_a_callers_bf16_autocast() -> None:
+    torch.manual_seed(0)
+    sharp = torch.rand(3, 48, 48) * 2 - 1
+    blurry = F.avg_pool2d(sharp.unsqueeze(0), 5, stride=1, padding=2)[0]
+    expected = metrics.ssim(blurry, sharp), metrics.psnr(blurry, sharp)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # the trainer validates inside autocast
+        got = metrics.ssim(blurry, sharp), metrics.psnr(blurry, sharp)
+    assert got == pytest.approx(expected, abs=1e-6)
