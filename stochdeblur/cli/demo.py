@@ -28,7 +28,7 @@ from stochdeblur.data.photos import PhotoPairs
 from stochdeblur.evaluate import Mode
 from stochdeblur.hub import load_default, load_pretrained
 from stochdeblur.io import read_image, write_image
-from stochdeblur.metrics import psnr, ssim
+from stochdeblur.metrics import mean_or_none, psnr, ssim
 from stochdeblur.utils import atomic_path, atomic_write_text, autocast, describe_cpu, pick_precision
 
 REAL_BLUR_NAME = "clock_motion"
@@ -157,11 +157,6 @@ def _cell(result: Result) -> str:
     return "n/a" if result.psnr is None else f"{result.psnr:.2f} / {result.ssim:.3f}"
 
 
-def _mean(values: list[float | None]) -> float | None:
-    kept = [v for v in values if v is not None]
-    return sum(kept) / len(kept) if kept else None
-
-
 def mode_title(mode: Mode) -> str:
     """Column title of a mode: its label, with ``(steps×samples)`` for the diffusion modes."""
     return mode.label if not mode.steps else f"{mode.label} ({mode.steps}×{mode.average})"
@@ -178,10 +173,10 @@ def summary_table(results: dict[str, dict[str, Result]], modes: list[Mode]) -> s
     scored = [row for row in results.values() if row["blurry"].psnr is not None]
     means = []
     for column in columns:
-        p, s = _mean([row[column].psnr for row in scored]), _mean([row[column].ssim for row in scored])
+        p, s = mean_or_none([row[column].psnr for row in scored]), mean_or_none([row[column].ssim for row in scored])
         means.append("n/a" if p is None else f"{p:.2f} / {s:.3f}")
     lines.append(f"| **mean** ({len(scored)} images) | " + " | ".join(means) + " |")
-    seconds = [_mean([row[c].seconds for row in results.values()]) for c in columns]
+    seconds = [mean_or_none([row[c].seconds for row in results.values()]) for c in columns]
     lines.append("| seconds / image | " + " | ".join("–" if s is None else f"{s:.2f}" for s in seconds) + " |")
     return "\n".join(lines) + "\n"
 
