@@ -86,8 +86,13 @@ class SampleConfig:
     seed: int = 0
     tile: int = 512
     tile_overlap: int = 32
+    # most samples per denoiser call in averaging mode; 0 = auto (all K on a GPU; on a CPU as many as fit
+    # 256² pixels per call, since there a K-row batch costs more than K single rows: benchmarks/sampler.py)
+    average_chunk: int = 0
 
     def __post_init__(self) -> None:
+        if self.average_chunk < 0:
+            raise ConfigError(f"sample.average_chunk={self.average_chunk} must be >= 0 (0 = auto)")
         _check_choice("sample", "sampler", self.sampler, ("ddpm", "ddim", "dpmsolver"))
 
 
@@ -168,6 +173,9 @@ class TrainConfig:
     keep_last: int = 3
     val_every: int = 1000
     log_every: int = 50
+    # a model directory (model.safetensors + config.json) whose weights start the run, e.g. to go on
+    # training the shipped default: stochdeblur/weights/default. Optimizer and schedule start fresh.
+    init_from: str = ""
 
     def __post_init__(self) -> None:
         if self.mixed_precision in ("False", "false"):  # YAML 1.1 / dotlist parse a bare `no` as a boolean

@@ -121,6 +121,18 @@ def _locate(path: Path) -> tuple[Path, Path]:
     raise CheckpointError(f"{path}: no {WEIGHTS_NAME} (or model.pt/.pth) in this directory")
 
 
+def load_weights_into(model: nn.Module, directory: str | Path) -> None:
+    """Load a saved model's weights into ``model`` (same architecture), e.g. to start training from them.
+
+    Raises:
+        CheckpointError: missing or unreadable weights, or tensors that do not match ``model`` (named).
+    """
+    weights_path, _ = _locate(Path(directory))
+    state = _read_weights(weights_path)
+    check_state_dict(model, state, str(weights_path))
+    model.load_state_dict(state)
+
+
 def load_pretrained(directory: str | Path, device: str | torch.device = "cpu",
                     verify_hash: bool = False) -> tuple[nn.Module, RunConfig]:
     """Rebuild the method from ``config.json`` and load its weights, in eval mode on ``device``.

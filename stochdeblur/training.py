@@ -41,7 +41,7 @@ from stochdeblur import checkpointing, metrics, trackers
 from stochdeblur.config import ConfigError, RunConfig, to_dict, to_yaml
 from stochdeblur.data import build_dataset
 from stochdeblur.ema import EMA
-from stochdeblur.hub import save_pretrained
+from stochdeblur.hub import load_weights_into, save_pretrained
 from stochdeblur.io import write_image
 from stochdeblur.methods import build_method
 from stochdeblur.utils import atomic_write_text, pick_precision
@@ -131,6 +131,8 @@ class Trainer:
         with torch.random.fork_rng(devices=[]):  # identical initial weights on every rank, global RNG untouched
             torch.manual_seed(cfg.train.seed)
             method = build_method(cfg)
+        if cfg.train.init_from:
+            load_weights_into(method, cfg.train.init_from)
         groups = method.param_groups()
         self.accelerator = acc = self._accelerator(len(groups))
         set_seed(cfg.train.seed + acc.process_index)  # per-rank global RNGs, for methods that draw from them

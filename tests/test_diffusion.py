@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from stochdeblur.config import DiffusionConfig
-from stochdeblur.diffusion.sampler import make_scheduler, sample, sample_residual
+from stochdeblur.diffusion.sampler import auto_chunk, make_scheduler, sample, sample_residual
 from stochdeblur.diffusion.schedule import (
     alpha_bar_table,
     cosine_alpha_bars,
@@ -118,6 +118,17 @@ def test_average_equals_mean_of_single_seeded_samples(sampler: str) -> None:
         alone = sample(eps_fn, y[1:], y[1:], 5, average=3, seed=4, sampler=sampler)
     assert torch.allclose(averaged, singles, atol=1e-5)
     assert torch.allclose(averaged[1:], alone, atol=1e-5)  # independent of the batch it ran in
+    for chunk in (1, 2):  # the K samples split over several denoiser calls: same seeds, same result
+        with torch.no_grad():
+            chunked = sample(eps_fn, y, y, 5, average=3, seed=4, sampler=sampler, chunk=chunk)
+        assert torch.allclose(averaged, chunked, atol=1e-5)
+
+
+def test_auto_chunk_batches_everything_on_gpu_and_bounds_pixels_on_cpu() -> None:
+    assert auto_chunk(8, 1, 256, 256, torch.device("cuda")) == 8
+    assert auto_chunk(8, 1, 256, 256, torch.device("cpu")) == 1
+    assert auto_chunk(8, 1, 64, 64, torch.device("cpu")) == 8
+    assert auto_chunk(4, 2, 128, 128, torch.device("cpu")) == 2
 
 
 def test_residual_samples_have_shape_k_b() -> None:

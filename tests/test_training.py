@@ -22,6 +22,7 @@ from stochdeblur.cli import train as train_cli
 from stochdeblur.config import load_config
 from stochdeblur.data import SyntheticPairs
 from stochdeblur.ema import EMA
+from stochdeblur.hub import CheckpointError
 from stochdeblur.io import write_image
 from stochdeblur.trackers import read_wandb_history, wandb_run_files
 from stochdeblur.training import LRFactor, ShardedBatches, Trainer
@@ -213,3 +214,15 @@ def test_gan_resume_equals_uninterrupted(tmp_path: Path) -> None:
     assert sorted(curves["split"]) == [1, 2, 3, 4]
     assert [curves["split"][s] for s in range(1, 5)] == pytest.approx([curves["full"][s] for s in range(1, 5)],
                                                                      rel=1e-5, abs=1e-6)
+
+
+def test_init_from_starts_a_run_from_saved_weights(tmp_path: Path) -> None:
+    first = _train(tmp_path / "first", "train.max_steps=2", "train.val_every=0")
+    assert first["step"] == 2
+    trainer = Trainer(load_config(TINY, [f"train.init_from={tmp_path / 'first' / 'model'}"]), tmp_path / "second")
+    saved = load_file(tmp_path / "first" / "model" / "model.safetensors")
+    for name, tensor in trainer.unwrapped.state_dict().items():
+        torch.testing.assert_close(tensor, saved[name])
+    AcceleratorState._reset_state(True)
+    with pytest.raises(CheckpointError, match="missing"):
+        Trainer(load_config(TINY, [f"train.init_from={tmp_path / 'missing'}"]), tmp_path / "third")

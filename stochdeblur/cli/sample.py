@@ -32,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--steps", type=int, help="reverse diffusion steps (default: the model's config; "
                         "500 = perceptual mode, 10 = averaging mode)")
     parser.add_argument("--average", type=int, help="samples averaged per image (default: the model's config)")
+    parser.add_argument("--average-chunk", type=int, help="most samples per denoiser call (0 = auto: all on a GPU, "
+                        "<= 256² pixels per call on a CPU, where big batches are slower)")
     parser.add_argument("--seed", type=int, help="sample k of each image uses seed + k (default: config)")
     parser.add_argument("--sampler", choices=("ddpm", "ddim", "dpmsolver"), help="reverse-step rule")
     parser.add_argument("--tile", type=int, help="tile side for images larger than this (0 = never tile)")
@@ -87,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     precision = pick_precision(device, args.precision)
     if precision == "bf16":
         model = model.to(memory_format=torch.channels_last)
+    if args.average_chunk is not None and hasattr(model, "average_chunk"):
+        model.average_chunk = max(0, args.average_chunk)
     steps = 0 if args.predictor_only else (cfg.sample.steps if args.steps is None else args.steps)
     options = {
         "steps": steps,

@@ -112,16 +112,32 @@ def sample_residual(eps_fn: EpsFn, cond: Tensor, x_init: Tensor, steps: int, *, 
     return z.view(average, batch, *z.shape[1:])
 
 
+CPU_PIXELS_PER_CALL = 256 * 256  # auto chunk on a CPU: batching beyond this costs more than separate calls
+
+
+def auto_chunk(average: int, batch: int, height: int, width: int, device: torch.device) -> int:
+    """Samples per denoiser call for ``average_chunk=0``: all K on a GPU, ≤ 256² pixels per call on a CPU."""
+    if device.type != "cpu":
+        return average
+    return max(1, min(average, CPU_PIXELS_PER_CALL // max(1, batch * height * width)))
+
+
 def sample(eps_fn: EpsFn, cond: Tensor, x_init: Tensor, steps: int, *, average: int = 1, seed: int = 0,
-           sampler: str = "ddpm", progress: bool = False) -> Tensor:
+           sampler: str = "ddpm", progress: bool = False, chunk: int = 0) -> Tensor:
     """Restored images: the mean over K samples of clamp(x_init + z_0^k, −1, 1).
 
     Averaging the clamped images (not the residuals) makes ``average=K`` equal the mean of K single-sample
-    calls with seeds ``seed … seed+K−1``.
+    calls with seeds ``seed … seed+K−1``. The K samples run in batches of ``chunk`` rows per image (0: see
+    :func:`auto_chunk`); sample k keeps its seed ``seed + k`` whatever the chunking.
 
     Shape:
         cond [B, C, H, W], x_init [B, 3, H, W] → [B, 3, H, W] in [−1, 1].
     """
-    residuals = sample_residual(eps_fn, cond, x_init, steps, average=average, seed=seed, sampler=sampler,
-                                progress=progress)
-    return (x_init.float().unsqueeze(0) + residuals).clamp(-1.0, 1.0).mean(dim=0)
+    chunk = chunk or auto_chunk(average, x_init.shape[0], *x_init.shape[-2:], x_init.device)
+    total = torch.zeros_like(x_init, dtype=torch.float32)
+    for first in range(0, average, chunk):
+        count = min(chunk, average - first)
+        residuals = sample_residual(eps_fn, cond, x_init, steps, average=count, seed=seed + first,
+                                    sampler=sampler, progress=progress)
+        total += (x_init.float().unsqueeze(0) + residuals).clamp(-1.0, 1.0).sum(dim=0)
+    return total / average

@@ -29,10 +29,12 @@ class DvSR(nn.Module):
         aux_predictor_weight: λ of the optional auxiliary L1(g(y), x); 0 disables it.
         condition_on_init: also feed x_init to f (the denoiser must then take 9 channels).
         tile_overlap: overlap in pixels when :meth:`restore` runs tiled.
+        average_chunk: most samples per denoiser call when averaging (0: auto, see ``sampler.auto_chunk``).
     """
 
     def __init__(self, predictor: nn.Module, denoiser: nn.Module, alpha_bars: Tensor, *,
-                 aux_predictor_weight: float = 0.0, condition_on_init: bool = False, tile_overlap: int = 32) -> None:
+                 aux_predictor_weight: float = 0.0, condition_on_init: bool = False, tile_overlap: int = 32,
+                 average_chunk: int = 0) -> None:
         super().__init__()
         self.predictor = predictor
         self.denoiser = denoiser
@@ -40,6 +42,7 @@ class DvSR(nn.Module):
         self.aux_predictor_weight = aux_predictor_weight
         self.condition_on_init = condition_on_init
         self.tile_overlap = tile_overlap
+        self.average_chunk = average_chunk
         self.size_multiple = max(getattr(predictor, "size_multiple", 1), getattr(denoiser, "size_multiple", 1))
 
     @classmethod
@@ -47,7 +50,8 @@ class DvSR(nn.Module):
         """Build g, f and the training schedule from a :class:`RunConfig`."""
         return cls(build_predictor(cfg.predictor), build_denoiser(cfg.denoiser), alpha_bar_table(cfg.diffusion),
                    aux_predictor_weight=cfg.diffusion.aux_predictor_weight,
-                   condition_on_init=cfg.denoiser.condition_on_init, tile_overlap=cfg.sample.tile_overlap)
+                   condition_on_init=cfg.denoiser.condition_on_init, tile_overlap=cfg.sample.tile_overlap,
+                   average_chunk=cfg.sample.average_chunk)
 
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
         """One group: g and f are optimised together by the joint objective."""
@@ -132,7 +136,7 @@ class DvSR(nn.Module):
             return x_init.clamp(-1.0, 1.0)
         cond = self.condition(blur, x_init.to(blur.dtype))
         return sample(self.eps_fn(blur, tile), cond, x_init, steps, average=average, seed=seed,
-                      sampler=sampler, progress=progress)
+                      sampler=sampler, progress=progress, chunk=self.average_chunk)
 
     @torch.no_grad()
     def validation_images(self, blur: Tensor) -> dict[str, Tensor]:
