@@ -154,6 +154,15 @@ def markdown(results: list[dict[str, Any]], header: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def describe_run(machine: str, widths: tuple[int, int], loads: list[float], threads: int) -> str:
+    """The table's header: machine, widths, torch, and whether other jobs shared the CPU (load > threads)."""
+    shared = max(loads) > threads + 0.5
+    return (f"DvSR inference on {machine}, widths g={widths[0]} f={widths[1]}, torch {torch.__version__}, "
+            f"random weights, batch 1 image. 1-min load average during the run: {min(loads):.1f}–{max(loads):.1f} "
+            f"with {threads} benchmark threads on {os.cpu_count()} cores"
+            + (" (other jobs shared the CPU: treat times as upper bounds)." if shared else " (no other job running)."))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run every case in a subprocess, then write sampler.json and sampler.md."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -181,10 +190,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['peak_rss_mib']:6.0f} MiB load {r['load_avg_1min_after']:.1f}"
               f"{' (extrapolated)' if r['extrapolated'] else ''}", flush=True)
     machine = describe_cpu()
-    loads = [r["load_avg_1min_after"] for r in results]
-    header = (f"DvSR inference on {machine}, widths g={widths[0]} f={widths[1]}, torch {torch.__version__}, "
-              f"random weights, batch 1 image. 1-min load average during the run: {min(loads):.1f}–{max(loads):.1f} "
-              f"on 2 cores (other jobs shared the CPU: treat times as upper bounds).")
+    header = describe_run(machine, widths, [r["load_avg_1min_after"] for r in results], args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out / "sampler.json", json.dumps({"machine": machine, "results": results}, indent=2))
     atomic_write_text(args.out / "sampler.md", markdown(results, header))
