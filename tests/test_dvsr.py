@@ -81,3 +81,16 @@ def test_restore_modes_shapes_and_range() -> None:
     assert out.shape == y.shape and out.abs().max() <= 1
     assert torch.equal(out, model.restore(y, steps=3, average=2, seed=5, sampler="ddim"))
     assert model.validation_images(y)["x_init"].shape == y.shape
+
+
+@pytest.mark.parametrize("predictor", ["fpn_mobilenet_dsc", "unet_xy"])
+def test_other_predictors_drop_in_for_g(predictor: str) -> None:
+    """A DeblurGAN-v2 generator (or XYDeblur) as g: trains through the joint loss and restores odd sizes."""
+    torch.manual_seed(0)
+    model = _tiny(f"predictor.type={predictor}", "predictor.channel_mults=[1,2]", "predictor.num_res_blocks=1")
+    out = model(_pairs(2), "model")
+    out["loss"].backward()
+    assert all(p.grad is not None for p in model.predictor.parameters() if p.requires_grad)
+    with torch.no_grad():
+        restored = model.eval().restore(torch.rand(1, 3, 37, 45) * 2 - 1, steps=2, average=2)
+    assert restored.shape == (1, 3, 37, 45) and restored.abs().max() <= 1
