@@ -127,7 +127,11 @@ def load_weights_into(model: nn.Module, directory: str | Path) -> None:
     Raises:
         CheckpointError: missing or unreadable weights, or tensors that do not match ``model`` (named).
     """
-    weights_path, _ = _locate(Path(directory))
+    _load_checked(model, _locate(Path(directory))[0])
+
+
+def _load_checked(model: nn.Module, weights_path: Path) -> None:
+    """Read ``weights_path``, check its tensors against ``model`` (naming any mismatch), load them."""
     state = _read_weights(weights_path)
     check_state_dict(model, state, str(weights_path))
     model.load_state_dict(state)
@@ -156,13 +160,11 @@ def load_pretrained(directory: str | Path, device: str | torch.device = "cpu",
         if actual != recorded:
             raise CheckpointError(f"{weights_path}: sha256 {actual[:12]}… does not match the recorded "
                                   f"{recorded[:12]}… (corrupt or replaced file)")
-    state = _read_weights(weights_path)
     try:
         model = build_method(cfg)
     except ValueError as exc:
         raise CheckpointError(f"{config_path}: cannot build the model ({exc})") from None
-    check_state_dict(model, state, str(weights_path))
-    model.load_state_dict(state)
+    _load_checked(model, weights_path)
     return model.to(device).eval(), cfg
 
 
