@@ -176,6 +176,9 @@ class TrainConfig:
     # a model directory (model.safetensors + config.json) whose weights start the run, e.g. to go on
     # training the shipped default: stochdeblur/weights/default. Optimizer and schedule start fresh.
     init_from: str = ""
+    # NHWC layout for the model's conv weights and every batch: 1.3x faster training steps on a CPU
+    # (oneDNN), also the fast layout for tensor cores. Checkpoints and exports are layout-free.
+    channels_last: bool = True
 
     def __post_init__(self) -> None:
         if self.mixed_precision in ("False", "false"):  # YAML 1.1 / dotlist parse a bare `no` as a boolean

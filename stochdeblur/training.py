@@ -133,6 +133,8 @@ class Trainer:
             method = build_method(cfg)
         if cfg.train.init_from:
             load_weights_into(method, cfg.train.init_from)
+        if cfg.train.channels_last:
+            method = method.to(memory_format=torch.channels_last)
         groups = method.param_groups()
         self.accelerator = acc = self._accelerator(len(groups))
         set_seed(cfg.train.seed + acc.process_index)  # per-rank global RNGs, for methods that draw from them
@@ -184,11 +186,19 @@ class Trainer:
             return self.model(batch, group)
         return self.model(batch, group, generator=self.noise.manual_seed(seed))
 
+    def _to_device(self, value: Any) -> Any:
+        """A batch entry on the training device; images in NHWC layout with ``train.channels_last``."""
+        if not isinstance(value, Tensor):
+            return value
+        value = value.to(self.accelerator.device)
+        if self.cfg.train.channels_last and value.ndim == 4:
+            value = value.contiguous(memory_format=torch.channels_last)
+        return value
+
     def _train_step(self, step: int, batches: Iterator[dict[str, Any]]) -> dict[str, Tensor]:
         """One optimizer step of every group in ``self.schedule`` over ``grad_accum`` micro-batches."""
         acc, accum = self.accelerator, self.cfg.train.grad_accum
-        micro = [{k: v.to(acc.device) if isinstance(v, Tensor) else v for k, v in next(batches).items()}
-                 for _ in range(accum)]
+        micro = [{k: self._to_device(v) for k, v in next(batches).items()} for _ in range(accum)]
         prefix = "train/" if len(self.groups) == 1 else "train/{}/"
         logs: dict[str, Tensor] = {}
         for k, group in enumerate(self.schedule):

@@ -128,6 +128,19 @@ def test_resume_equals_uninterrupted_and_ignores_half_written(tmp_path: Path) ->
     assert not (ckpts / ".step_6.tmp").exists()
 
 
+def test_channels_last_layout_trains_the_same_model(tmp_path: Path) -> None:
+    common = ("train.max_steps=4", "train.lr_schedule=constant", "train.val_every=0", "train.checkpoint_every=0")
+    _train(tmp_path / "nhwc", *common, "train.channels_last=true")
+    AcceleratorState._reset_state(True)
+    _train(tmp_path / "nchw", *common, "train.channels_last=false")
+    nhwc, nchw = _losses(tmp_path / "nhwc"), _losses(tmp_path / "nchw")
+    assert [nhwc[s] for s in sorted(nchw)] == pytest.approx([nchw[s] for s in sorted(nchw)], rel=1e-4)
+    a = load_file(tmp_path / "nhwc" / "model" / "model.safetensors")
+    b = load_file(tmp_path / "nchw" / "model" / "model.safetensors")
+    for key in b:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-3, atol=1e-4)
+
+
 def test_tiny_cli_run_leaves_a_model_sample_py_accepts(tmp_path: Path) -> None:
     out = tmp_path / "run"
     assert train_cli.main(["--config", str(ROOT / "configs" / "dvsr_tiny.yaml"), "--out", str(out)]) == 0
