@@ -144,12 +144,19 @@ class DataConfig:
     noise_max: float = 0.01
     jpeg_prob: float = 0.0
     synthetic_length: int = 100_000
+    # fraction of synthetic training items whose sharp content is a crop of scikit-image's CC0 /
+    # public-domain images (stochdeblur.data.textures) instead of dead leaves; 0 = dead leaves only.
+    texture_prob: float = 0.0
 
     def __post_init__(self) -> None:
         _check_choice("data", "kind", self.kind, DATA_KINDS)
         _check_choice("data", "val_kind", self.val_kind, ("", "photos"))
         if self.crop_size % 8:
             raise ConfigError(f"data.crop_size={self.crop_size} must be a multiple of 8")
+        if not 0.0 <= self.texture_prob <= 1.0:
+            raise ConfigError(f"data.texture_prob={self.texture_prob} must be in [0, 1]")
+        if self.texture_prob > 0 and self.sharp_dir:
+            raise ConfigError("data.texture_prob mixes textures into dead leaves; it cannot be used with data.sharp_dir")
 
 
 @dataclass

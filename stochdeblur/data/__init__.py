@@ -8,6 +8,7 @@ from stochdeblur.config import DataConfig
 from stochdeblur.data.paired import ImagePair, LayoutError, PairedDataset, find_pairs
 from stochdeblur.data.photos import PhotoPairs
 from stochdeblur.data.synth import SyntheticPairs
+from stochdeblur.data.textures import load_training_images
 
 VAL_SEED_OFFSET = 1_000_003  # validation pairs come from other seeds than any training item of the run
 
@@ -19,7 +20,8 @@ def build_dataset(cfg: DataConfig, split: str, seed: int) -> Dataset:
 
     * ``synthetic``: train = :class:`SyntheticPairs` of ``synthetic_length`` items at ``crop_size`` (dead
       leaves, or crops of ``sharp_dir``); val = a fixed set of ``val_images`` items at ``val_crop_size``
-      from seed ``seed + VAL_SEED_OFFSET`` (sharp images from ``val_root`` when set).
+      from seed ``seed + VAL_SEED_OFFSET`` (sharp images from ``val_root`` when set). ``texture_prob`` of the
+      training items (not validation) crop scikit-image's CC0 images instead (:mod:`stochdeblur.data.textures`).
     * ``gopro``/``hide``/``realblur``/``pairs``: train = random ``crop_size`` crops of ``root/train_split``
       with flips/rot90; val = ``val_images`` evenly spaced pairs (0 = all) of ``(val_root or root)/val_split``,
       centre-cropped to ``val_crop_size`` (0 = full images).
@@ -51,8 +53,10 @@ def _synthetic(cfg: DataConfig, split: str, seed: int) -> SyntheticPairs:
         "jpeg_prob": cfg.jpeg_prob,
     }
     if split == "train":
+        textures = list(load_training_images().values()) if cfg.texture_prob > 0 else []
         return SyntheticPairs(
-            cfg.synthetic_length, cfg.crop_size, sharp_dir=cfg.sharp_dir or None, seed=seed, **common
+            cfg.synthetic_length, cfg.crop_size, sharp_dir=cfg.sharp_dir or None, seed=seed,
+            texture_images=textures, texture_prob=cfg.texture_prob, **common
         )
     return SyntheticPairs(
         max(1, cfg.val_images),

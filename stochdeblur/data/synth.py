@@ -28,6 +28,7 @@ from scipy.ndimage import gaussian_filter
 from scipy.signal import fftconvolve
 from torch.utils.data import Dataset
 
+from stochdeblur.data.textures import texture_crop
 from stochdeblur.data.transforms import paired_augment, paired_random_crop
 from stochdeblur.io import list_images, read_image
 
@@ -420,10 +421,14 @@ class SyntheticSample:
     noise_sigma: float
     jpeg_quality: int | None
     name: str
+    source: str  # what the sharp content is: "dead_leaves", "texture" or the image file it was cropped from
 
 
 class SyntheticPairs(Dataset):
     """On-the-fly (blur, sharp) pairs: dead leaves or crops of a sharp-image folder, random-trajectory blur.
+
+    With ``texture_images`` and ``texture_prob`` > 0, that fraction of the items crops those images instead of
+    drawing dead leaves (:func:`stochdeblur.data.textures.texture_crop`).
 
     Item ``i`` depends only on ``(seed, epoch, i)``, so results do not depend on worker count or order
     (``num_workers > 0`` is safe). Call :meth:`set_epoch` between epochs for fresh pairs (with
@@ -446,6 +451,8 @@ class SyntheticPairs(Dataset):
         sharp_dir: str | Path | None = None,
         seed: int = 0,
         texture: bool = True,
+        texture_images: Sequence[np.ndarray] = (),
+        texture_prob: float = 0.0,
     ) -> None:
         if length < 1 or crop_size < 1:
             raise ValueError(f"length ({length}) and crop_size ({crop_size}) must be positive")
@@ -457,6 +464,9 @@ class SyntheticPairs(Dataset):
         self.kernel_size_min, self.kernel_size_max = int(kernel_size_min), int(kernel_size_max)
         self.noise_max, self.jpeg_prob = float(noise_max), float(jpeg_prob)
         self.seed, self.epoch, self.texture = int(seed), 0, bool(texture)
+        if not 0.0 <= texture_prob <= 1.0 or (texture_prob > 0 and not texture_images):
+            raise ValueError(f"texture_prob={texture_prob} must be in [0, 1] and > 0 only with texture_images")
+        self.texture_images, self.texture_prob = list(texture_images), float(texture_prob)
         self.files = list_images(sharp_dir) if sharp_dir else []
         if sharp_dir and not self.files:
             raise ValueError(
@@ -478,20 +488,23 @@ class SyntheticPairs(Dataset):
         k = int(rng.integers(self.kernel_size_min, self.kernel_size_max + 1))
         kernel = motion_kernel(k, rng)
         size = self.crop_size + k - 1
-        sharp = self._sharp(index, size, rng)
+        sharp, source = self._sharp(index, size, rng)
         sigma = float(rng.uniform(0.0, self.noise_max)) if self.noise_max > 0 else 0.0
         quality = int(rng.integers(40, 96)) if rng.uniform() < self.jpeg_prob else None
         blur, target = degrade(sharp, kernel, rng, noise_sigma=sigma, jpeg_quality=quality)
         name = f"synth_s{self.seed}_e{self.epoch}_{index:07d}"
-        return SyntheticSample(blur, target, kernel, sigma, quality, name)
+        return SyntheticSample(blur, target, kernel, sigma, quality, name, source)
 
-    def _sharp(self, index: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    def _sharp(self, index: int, size: int, rng: np.random.Generator) -> tuple[np.ndarray, str]:
         if not self.files:
-            return dead_leaves(size, size, rng, texture=self.texture)
-        image = read_image(self.files[index % len(self.files)])
+            if self.texture_prob > 0 and rng.uniform() < self.texture_prob:
+                return texture_crop(self.texture_images, size, rng), "texture"
+            return dead_leaves(size, size, rng, texture=self.texture), "dead_leaves"
+        path = self.files[index % len(self.files)]
+        image = read_image(path)
         (image,) = paired_random_crop([image], size, rng)
         (image,) = paired_augment([image], rng)
-        return ((image.permute(1, 2, 0).numpy() + 1.0) / 2.0).astype(np.float32)
+        return ((image.permute(1, 2, 0).numpy() + 1.0) / 2.0).astype(np.float32), str(path)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
         sample = self.sample(index)
