@@ -65,3 +65,16 @@ def test_bad_arguments_exit_2_with_a_message(tmp_path: Path, capsys: pytest.Capt
     assert main(["--sharp", str(tmp_path / "nope"), "--out", str(tmp_path / "ds")]) == 2
     assert "not a directory" in capsys.readouterr().err
     assert parse_kernel_size("33") == (7, 33) and parse_kernel_size("5") == (5, 5)
+
+
+def test_texture_prob_mixes_cc0_crops_and_says_so_in_the_manifest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("skimage")
+    assert _run(tmp_path / "mixed", "--count", "12", "--texture-prob", "0.5") == 0
+    rows = (tmp_path / "mixed/train/manifest.csv").read_text().splitlines()
+    sources = [row.rsplit(",", 1)[1] for row in rows[1:]]
+    assert rows[0].endswith(",source") and len(sources) == 12
+    assert set(sources) == {"texture", "dead_leaves"}
+    assert _run(tmp_path / "bad", "--texture-prob", "2") == 2
+    assert "--texture-prob" in capsys.readouterr().err

@@ -1,11 +1,12 @@
 """Write a synthetic GoPro-layout dataset (dead leaves or your sharp photos + random camera-shake blur).
 
 Output: ``OUT/<split>/<SEQ>/{blur,sharp,kernel}/NNNNNN.png`` plus the raw kernels as ``kernel/NNNNNN.npy``
-and ``OUT/<split>/manifest.csv`` (name, kernel size, noise sigma, JPEG quality). The split folder is built
+and ``OUT/<split>/manifest.csv`` (name, kernel size, noise sigma, JPEG quality, source of the sharp content). The split folder is built
 in a temporary folder and renamed into place, so a crash never leaves half a dataset.
 
 Example:
     python scripts/make_dataset.py --dead-leaves --count 8 --size 128 --out /tmp/ds --preview preview.png
+    python scripts/make_dataset.py --dead-leaves --texture-prob 0.5 --count 8 --out /tmp/mixed  # as dvsr_default
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
 from stochdeblur.data.synth import SyntheticPairs, SyntheticSample
+from stochdeblur.data.textures import load_training_images
 from stochdeblur.io import write_image
 from stochdeblur.utils import atomic_dir, atomic_path, atomic_write_text
 
@@ -53,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--noise", type=float, default=0.01, help="max Gaussian noise sigma in [0,1] units")
     parser.add_argument("--jpeg-prob", type=float, default=0.0, help="probability of JPEG-compressing a blur")
+    parser.add_argument(
+        "--texture-prob",
+        type=float,
+        default=0.0,
+        help="with --dead-leaves: fraction of pairs cropped from scikit-image's CC0 images instead (default 0)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="pair i depends only on (seed, i)")
     parser.add_argument("--split", default="train", help="split folder name (default train)")
     parser.add_argument("--seq-size", type=int, default=100, help="pairs per <SEQ> folder (default 100)")
@@ -89,8 +97,10 @@ def _write_sample(seq_dir: Path, stem: str, sample: SyntheticSample) -> None:
 def _check_args(args: argparse.Namespace) -> None:
     if args.count < 1 or args.size < 8 or args.seq_size < 1:
         raise ValueError("--count and --seq-size must be >= 1 and --size >= 8")
-    if args.noise < 0 or not 0 <= args.jpeg_prob <= 1:
-        raise ValueError("--noise must be >= 0 and --jpeg-prob in [0, 1]")
+    if args.noise < 0 or not 0 <= args.jpeg_prob <= 1 or not 0 <= args.texture_prob <= 1:
+        raise ValueError("--noise must be >= 0, --jpeg-prob and --texture-prob in [0, 1]")
+    if args.texture_prob > 0 and args.sharp is not None:
+        raise ValueError("--texture-prob mixes textures into --dead-leaves; it cannot be used with --sharp")
     target = args.out / args.split
     if target.exists() and any(target.iterdir()) and not args.overwrite:
         raise ValueError(f"{target} already exists and is not empty; pass --overwrite to replace it")
@@ -111,6 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             jpeg_prob=args.jpeg_prob,
             sharp_dir=args.sharp,
             seed=args.seed,
+            texture_images=list(load_training_images().values()) if args.texture_prob > 0 else (),
+            texture_prob=args.texture_prob,
         )
         previews = _write_dataset(args, pairs)
         if args.preview is not None:
@@ -127,14 +139,15 @@ def _write_dataset(args: argparse.Namespace, pairs: SyntheticPairs) -> list[Synt
     previews: list[SyntheticSample] = []
     rows = io.StringIO()
     writer = csv.writer(rows, lineterminator="\n")
-    writer.writerow(["seq", "name", "kernel_size", "noise_sigma", "jpeg_quality"])
+    writer.writerow(["seq", "name", "kernel_size", "noise_sigma", "jpeg_quality", "source"])
     with atomic_dir(args.out / args.split) as tmp:
         for i in tqdm(range(len(pairs)), desc="make_dataset", unit="pair"):
             sample = pairs.sample(i)
             seq, stem = f"SEQ{i // args.seq_size:04d}", f"{i:06d}"
             _write_sample(tmp / seq, stem, sample)
             writer.writerow(
-                [seq, stem, sample.kernel.shape[0], f"{sample.noise_sigma:.5f}", sample.jpeg_quality or ""]
+                [seq, stem, sample.kernel.shape[0], f"{sample.noise_sigma:.5f}", sample.jpeg_quality or "",
+                 sample.source]
             )
             if len(previews) < PREVIEW_ROWS:
                 previews.append(sample)
