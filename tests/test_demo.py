@@ -1,4 +1,4 @@
-"""`make demo` and benchmarks/default_model.py end to end on a tiny random model; the deconvolution convention."""
+"""`make demo`, benchmarks/default_model.py and kernel_sizes.py end to end on a tiny random model; the deconvolution convention."""
 
 from __future__ import annotations
 
@@ -31,9 +31,9 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_pretrained(build_method(cfg), tmp_path_factory.mktemp("tiny") / "model", cfg)
 
 
-def _benchmark_module():
-    path = Path(__file__).parents[1] / "benchmarks" / "default_model.py"
-    spec = importlib.util.spec_from_file_location("default_model_benchmark", path)
+def _benchmark_module(name: str = "default_model"):
+    path = Path(__file__).parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"{name}_benchmark", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -91,6 +91,22 @@ def test_benchmark_writes_every_method_and_image(checkpoint: Path, tmp_path: Pat
     table = (tmp_path / "default_model.md").read_text()
     assert all(f"| {m} |" in table for m in methods)
     assert all(f"| {row['name']} | {row['kernel_size']} |" in table for row in result["images"])
+
+
+def test_kernel_size_benchmark_reports_a_gain_per_size(checkpoint: Path, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    bench = _benchmark_module("kernel_sizes")
+    argv = ["--checkpoint", str(checkpoint), "--out", str(tmp_path), "--sizes", "5,9", "--modes", "predictor",
+            "--crop", "32", "--precision", "no"]
+    assert bench.main(argv) == 0
+    result = json.loads((tmp_path / "kernel_sizes.json").read_text())
+    assert [r["kernel_size"] for r in result["rows"]] == [5, 9]
+    for row in result["rows"]:
+        assert set(row["gain_db"]) == {"predictor", "richardson-lucy (true kernel)"} and row["images"] >= 1
+        assert all(isinstance(v, float) for v in row["gain_db"].values())
+    assert "| 9 |" in (tmp_path / "kernel_sizes.md").read_text()
+    assert bench.main([*argv, "--modes", "sharpest"]) == 2
+    assert "bad --modes" in capsys.readouterr().err
 
 
 def _smooth_image(size: int = 96) -> np.ndarray:
