@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import os
 import re
@@ -35,6 +36,7 @@ from matplotlib.figure import Figure
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from stochdeblur.checkpointing import tensors_digest
 from stochdeblur.io import read_image, write_image
 from stochdeblur.metrics import IMAGE_METRICS, LOWER_IS_BETTER, MetricSuite, format_value, mean_or_none
 from stochdeblur.utils import atomic_path, atomic_write_text, autocast
@@ -256,6 +258,22 @@ def _plan(models: Sequence[tuple[str, nn.Module]], modes: Sequence[Mode]) -> lis
     return plan
 
 
+def check_same_weights(out: Path, models: Sequence[tuple[str, nn.Module]]) -> None:
+    """Record each label's weight digest in ``out/models.json``; refuse to resume over other weights.
+
+    Resuming keys rows on (model label, mode, image): without this check a re-run after re-training would
+    silently keep the old model's rows under the same label.
+    """
+    path = out / "models.json"
+    digests = {label: tensors_digest(method.state_dict().items()) for label, method in models}
+    recorded = json.loads(path.read_text()) if path.exists() else {}
+    changed = sorted(label for label, digest in digests.items() if recorded.get(label, digest) != digest)
+    if changed:
+        raise EvaluationError(f"{out} holds results of other weights under the label(s) {', '.join(changed)}; "
+                              "use a new --out (or delete it) to evaluate these weights")
+    atomic_write_text(path, json.dumps({**recorded, **digests}, indent=2) + "\n")
+
+
 def _quantize(image: Tensor) -> Tensor:
     """Clamp to [-1, 1] and round to the nearest 8-bit code, as a saved PNG would be."""
     unit = ((image.float().clamp(-1, 1) + 1) / 2 * 255).round() / 255
@@ -329,7 +347,8 @@ def evaluate(models: Sequence[tuple[str, nn.Module]], dataset, modes: Sequence[M
         models: ``(label, method)`` pairs; methods follow ``methods/base.py`` (GANs run once, as "predictor").
         dataset: items ``{"blur", "sharp", "name"}`` in [-1, 1] (e.g. ``PairedDataset``, ``PhotoPairs``).
         modes: inference settings, e.g. ``parse_modes("predictor; steps=10,average=4; steps=500")``.
-        out_dir: output directory; re-running with the same arguments resumes.
+        out_dir: output directory; re-running with the same arguments resumes (the same weights per label:
+            other weights under a known label raise :class:`EvaluationError`).
         limit: evaluate only the first ``limit`` images.
         seed, tile: passed to ``restore`` (same seed for every image).
         precision: autocast for ``restore`` ("no", "bf16", "fp16"; see ``utils.pick_precision``).
@@ -343,6 +362,7 @@ def evaluate(models: Sequence[tuple[str, nn.Module]], dataset, modes: Sequence[M
     out.mkdir(parents=True, exist_ok=True)
     items = _select(dataset, limit)
     plan = _plan(models, modes)
+    check_same_weights(out, models)
     suite = suite or MetricSuite(_method_device(models[0][1]), seed=seed)
     log = ResultsLog(out / "per_image.csv")
     _run(plan, dataset, items, log, suite, seed=seed, tile=tile, precision=precision, outputs=out / "outputs",
@@ -464,6 +484,7 @@ def sweep(method: nn.Module, dataset, out_dir: str | Path, steps: Sequence[int] 
     items = _select(dataset, limit)
     modes = [Mode(), *[Mode(s, a, "ddpm", _canonical_label(s, a, "ddpm")) for a in averages for s in steps]]
     plan = [(label, method, mode) for mode in modes]
+    check_same_weights(out, [(label, method)])
     suite = suite or MetricSuite(_method_device(method), distribution=False, seed=seed)
     log = ResultsLog(out / "sweep_per_image.csv")
     _run(plan, dataset, items, log, suite, seed=seed, tile=tile, precision=precision, outputs=None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import csv
 
 import pytest
@@ -135,8 +136,20 @@ def test_killed_run_resumes_without_recomputing(tmp_path, dvsr, data):
     assert again.calls == 0
 
 
-def test_a_trailing_partial_line_is_dropped_and_recomputed(tmp_path, dvsr, data):
+def test_resuming_over_other_weights_under_the_same_label_is_refused(tmp_path, dvsr, data):
     evaluate([("tiny", dvsr)], data, parse_modes("predictor"), tmp_path, progress=False)
+    retrained = copy.deepcopy(dvsr)
+    with torch.no_grad():
+        next(retrained.parameters()).add_(0.01)
+    with pytest.raises(EvaluationError, match="other weights under the label"):
+        evaluate([("tiny", retrained)], data, parse_modes("predictor"), tmp_path, progress=False)
+    summary = evaluate([("tiny", dvsr), ("retrained", retrained)], data, parse_modes("predictor"), tmp_path,
+                       progress=False)
+    assert [row["model"] for row in summary] == ["tiny", "retrained"]
+
+
+def test_a_trailing_partial_line_is_dropped_and_recomputed(tmp_path, dvsr, data):
+    evaluate([("tiny", Counting(dvsr))], data, parse_modes("predictor"), tmp_path, progress=False)
     path = tmp_path / "per_image.csv"
     lines = path.read_text().splitlines(keepends=True)
     path.write_text("".join(lines[:-1]) + lines[-1][:20])  # died in the middle of the last append
