@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import pytest
 
@@ -23,6 +25,13 @@ def test_training_images_are_rgb_uint8_and_none_is_an_evaluation_photo() -> None
         for photo in eval_photos:
             assert image.shape != photo.shape[:2] + (3,) or not np.array_equal(image, photo[..., :3]), name
     assert not set(TRAINING_IMAGES) & set(available_photos())
+
+
+def test_without_scikit_image_the_error_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "skimage" else real(name, *a))
+    with pytest.raises(ConfigError, match="pip install scikit-image, or set data.texture_prob=0"):
+        load_training_images()
 
 
 def test_unknown_or_unlicensed_name_is_refused() -> None:

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
+from stochdeblur.config import ConfigError
+
 # name in skimage.data -> licence as its docstring states it (all usable for training and redistribution).
 # Left out although CC0: retina and cell (mostly smooth or empty, little to learn from per crop).
 TRAINING_IMAGES = {
@@ -28,14 +30,15 @@ TRAINING_IMAGES = {
 }
 
 
-class TexturesUnavailable(RuntimeError):
-    """scikit-image (which ships the images) is not installed."""
+class TexturesUnavailable(ConfigError):
+    """scikit-image (which ships the images) is not installed: a config error, reported in one line."""
 
 
 def load_training_images(names: Sequence[str] = tuple(TRAINING_IMAGES)) -> dict[str, np.ndarray]:
     """Name -> uint8 [H, W, 3] of each requested image (gray replicated to 3 channels)."""
     if importlib.util.find_spec("skimage") is None:
-        raise TexturesUnavailable("data.texture_prob > 0 needs scikit-image (pip install scikit-image)")
+        raise TexturesUnavailable("data.texture_prob > 0 needs scikit-image, which ships the texture images "
+                                  "(pip install scikit-image, or set data.texture_prob=0)")
     import skimage.data
 
     unknown = sorted(set(names) - set(TRAINING_IMAGES))
