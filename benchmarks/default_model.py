@@ -16,7 +16,6 @@ Results: ``<out>/default_model.{json,md}`` (written atomically, with the CPU and
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 import time
@@ -32,7 +31,7 @@ from stochdeblur.baselines import richardson_lucy, wiener_deconvolve
 from stochdeblur.cli.demo import KERNEL_MAX, NOISE, demo_modes, load_model, quantize, restore_timed
 from stochdeblur.data.photos import PhotoPairs
 from stochdeblur.metrics import gradient_energy_ratio, mean_or_none, psnr, ssim
-from stochdeblur.utils import atomic_write_text, describe_cpu
+from stochdeblur.utils import describe_cpu, write_report
 
 RESULTS = Path(__file__).parent / "results"
 METRICS = ("psnr", "ssim", "grad_ratio", "seconds")
@@ -146,10 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     result.update(model=str(args.checkpoint or "shipped default"), model_name=cfg.name, precision=precision,
                   cpu=describe_cpu(), size=args.size, seed=args.seed,
                   command=shlex.join(["python", "benchmarks/default_model.py", *argv_text]))
-    atomic_write_text(args.out / "default_model.json", json.dumps(result, indent=2) + "\n")
-    text = markdown(result)
-    atomic_write_text(args.out / "default_model.md", text)
-    print(text)
+    write_report(args.out / "default_model", result, markdown(result))
     return 0
 
 

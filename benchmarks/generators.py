@@ -20,7 +20,6 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
@@ -34,7 +33,7 @@ from stochdeblur.config import PredictorConfig  # noqa: E402
 from stochdeblur.models import build_predictor  # noqa: E402
 from stochdeblur.models.fpn import FPNGenerator  # noqa: E402
 from stochdeblur.models.resnet_gen import ResnetGenerator  # noqa: E402
-from stochdeblur.utils import atomic_write_text, describe_cpu  # noqa: E402
+from stochdeblur.utils import describe_cpu, write_report  # noqa: E402
 
 SIZES = {"256": (256, 256), "720p": (720, 1280)}
 RESULTS = Path(__file__).parent / "results"
@@ -98,12 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     header = (f"Generators, fp32, batch 1, eval + no_grad, median of {args.repeats} after a warm-up, "
               f"torch {torch.__version__}, OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}, CPU: {cpu}; "
               f"1-min load average {load} (other jobs shared the machine when it is above the thread count).")
-    atomic_write_text(args.out / "generators.json",
-                      json.dumps({"cpu": cpu, "torch": torch.__version__, "repeats": args.repeats,
-                                  "omp_wait_policy": os.environ["OMP_WAIT_POLICY"], "load_average": load,
-                                  "rows": rows}, indent=2) + "\n")
-    atomic_write_text(args.out / "generators.md", markdown(rows, header))
-    print(markdown(rows, header))
+    data = {"cpu": cpu, "torch": torch.__version__, "repeats": args.repeats,
+            "omp_wait_policy": os.environ["OMP_WAIT_POLICY"], "load_average": load, "rows": rows}
+    write_report(args.out / "generators", data, markdown(rows, header))
     return 0
 
 

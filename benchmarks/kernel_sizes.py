@@ -13,7 +13,6 @@ Five photos per size: differences under ~0.2 dB are noise. Results: ``<out>/kern
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 from pathlib import Path
@@ -26,7 +25,7 @@ from stochdeblur.baselines import richardson_lucy
 from stochdeblur.cli.demo import NOISE, demo_modes, load_model, quantize, restore_timed
 from stochdeblur.data.photos import PhotoPairs
 from stochdeblur.metrics import mean_or_none, psnr
-from stochdeblur.utils import atomic_write_text, describe_cpu
+from stochdeblur.utils import describe_cpu, write_report
 
 RESULTS = Path(__file__).parent / "results"
 REFERENCE = "richardson-lucy (true kernel)"
@@ -93,10 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {"rows": rows, "modes": modes, "model": str(args.checkpoint or "shipped default"), "crop": args.crop,
               "precision": precision, "cpu": describe_cpu(),
               "command": shlex.join(["python", "benchmarks/kernel_sizes.py", *argv_text])}
-    atomic_write_text(args.out / "kernel_sizes.json", json.dumps(result, indent=2) + "\n")
-    text = markdown(result)
-    atomic_write_text(args.out / "kernel_sizes.md", text)
-    print(text)
+    write_report(args.out / "kernel_sizes", result, markdown(result))
     return 0
 
 

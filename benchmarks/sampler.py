@@ -35,7 +35,7 @@ import torch
 from stochdeblur.config import load_config
 from stochdeblur.diffusion.sampler import auto_chunk
 from stochdeblur.methods.dvsr import DvSR
-from stochdeblur.utils import atomic_write_text, autocast, describe_cpu
+from stochdeblur.utils import autocast, describe_cpu, write_report
 
 SIZES = {"256": (256, 256), "720p": (720, 1280)}
 RESULTS = Path(__file__).parent / "results"
@@ -191,10 +191,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{' (extrapolated)' if r['extrapolated'] else ''}", flush=True)
     machine = describe_cpu()
     header = describe_run(machine, widths, [r["load_avg_1min_after"] for r in results], args.threads)
-    args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out / "sampler.json", json.dumps({"machine": machine, "results": results}, indent=2))
-    atomic_write_text(args.out / "sampler.md", markdown(results, header))
-    print(markdown(results, header))
+    write_report(args.out / "sampler", {"machine": machine, "results": results}, markdown(results, header))
     return 0
 
 

@@ -17,7 +17,6 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -27,7 +26,7 @@ import torch  # noqa: E402
 
 from stochdeblur.config import load_config  # noqa: E402
 from stochdeblur.methods import build_method  # noqa: E402
-from stochdeblur.utils import atomic_write_text, autocast, cpu_has_fast_bf16, describe_cpu  # noqa: E402
+from stochdeblur.utils import autocast, cpu_has_fast_bf16, describe_cpu, write_report  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -93,10 +92,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{args.config}`\n- {machine}, batch {cfg.data.batch_size} × "
               f"{cfg.data.crop_size}², median of {args.steps} steps after 2 warm-up steps, load average "
               f"{os.getloadavg()[0]:.1f} at the end")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out.with_suffix(".json"), json.dumps({"machine": machine, "rows": rows}, indent=2))
-    atomic_write_text(args.out.with_suffix(".md"), markdown(rows, header))
-    print(markdown(rows, header))
+    write_report(args.out, {"machine": machine, "rows": rows}, markdown(rows, header))
     return 0
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -34,6 +36,15 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically (temp file + rename)."""
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def write_report(stem: str | Path, data: Any, text: str) -> None:
+    """A benchmark's results: ``stem.json`` (``data``) and ``stem.md`` (``text``), both atomic; prints ``text``."""
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(stem.parent / f"{stem.name}.json", json.dumps(data, indent=2) + "\n")
+    atomic_write_text(stem.parent / f"{stem.name}.md", text)
+    print(text)
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
