@@ -284,6 +284,8 @@ def _restore_timed(method: nn.Module, blur: Tensor, mode: Mode, seed: int, tile:
                    precision: str) -> tuple[Tensor, float]:
     device = _method_device(method)
     batch = blur.unsqueeze(0).to(device)
+    if precision == "bf16":
+        batch = batch.contiguous(memory_format=torch.channels_last)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     start = time.perf_counter()

@@ -124,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         dataset = build_dataset(args.data, args.crop, args.seed, args.limit)
         models = load_models(args.checkpoint, args.label, device)
         precision = pick_precision(device, args.precision)
+        if precision == "bf16":  # NHWC is the fast bf16 layout for oneDNN and tensor cores (as in sample.py)
+            models = [(label, method.to(memory_format=torch.channels_last)) for label, method in models]
         summary = evaluate(models, dataset, modes, args.out, limit=args.limit, seed=args.seed, tile=args.tile,
                            precision=precision)
         if sweep_grid:
