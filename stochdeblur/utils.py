@@ -14,11 +14,19 @@ from typing import Any
 import torch
 
 
+def _umask_mode(base: int) -> int:
+    """``base`` (0o666 for files, 0o777 for folders) minus the process umask: what ``open`` would give."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return base & ~umask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
 
-    Readers never see a half-written file: a crash leaves at most a ``*.tmp`` file behind.
+    Readers never see a half-written file: a crash leaves at most a ``*.tmp`` file behind. The file gets the
+    permissions a plain ``open`` would give (``mkstemp`` alone makes it private, 0600).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -27,6 +35,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, _umask_mode(0o666))
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
@@ -65,6 +74,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
     try:
         yield tmp
+        os.chmod(tmp, _umask_mode(0o777))
         if path.exists():
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
             os.replace(path, old)

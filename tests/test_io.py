@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +12,7 @@ import torch
 from PIL import Image, ImageOps
 
 from stochdeblur.io import ImageReadError, list_images, read_image, write_image
+from stochdeblur.utils import atomic_dir, atomic_write_text
 
 
 def _rgb(h: int = 12, w: int = 16, seed: int = 0) -> np.ndarray:
@@ -180,3 +183,15 @@ def test_list_images_sorted_by_extension(tmp_path: Path) -> None:
     assert [p.name for p in list_images(tmp_path)] == ["a.jpg", "b.PNG", "d.tiff"]
     with pytest.raises(ImageReadError, match="not a directory"):
         list_images(tmp_path / "nope")
+
+
+def test_atomic_outputs_get_the_usual_permissions_not_private_ones(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "a.txt", "x")
+        with atomic_dir(tmp_path / "folder") as folder:
+            (folder / "b.txt").write_text("y")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "folder").stat().st_mode) == 0o755
