@@ -35,7 +35,7 @@ import torch
 from stochdeblur.config import load_config
 from stochdeblur.diffusion.sampler import auto_chunk
 from stochdeblur.methods.dvsr import DvSR
-from stochdeblur.utils import autocast, describe_cpu, write_report
+from stochdeblur.utils import autocast, describe_cpu, inference_layout, write_report
 
 SIZES = {"256": (256, 256), "720p": (720, 1280)}
 RESULTS = Path(__file__).parent / "results"
@@ -44,7 +44,7 @@ RESULTS = Path(__file__).parent / "results"
 def _build(widths: tuple[int, int], precision: str) -> DvSR:
     cfg = load_config(overrides=[f"predictor.base_channels={widths[0]}", f"denoiser.base_channels={widths[1]}"])
     model = DvSR.from_config(cfg).eval()
-    return model.to(memory_format=torch.channels_last) if precision == "bf16" else model
+    return inference_layout(model, precision)
 
 
 def _timed(fn: Any) -> float:
@@ -80,9 +80,7 @@ def run_case(spec: dict[str, Any]) -> dict[str, Any]:
     height, width = SIZES[spec["size"]]
     model = _build(tuple(spec["widths"]), spec["precision"])
     model.average_chunk = spec.get("average_chunk", 0)
-    blur = torch.rand(1, 3, height, width) * 2 - 1
-    if spec["precision"] == "bf16":
-        blur = blur.contiguous(memory_format=torch.channels_last)
+    blur = inference_layout(torch.rand(1, 3, height, width) * 2 - 1, spec["precision"])
     tile, steps, average = spec["tile"], spec["run_steps"], spec["average"]
     result = dict(spec)
     result["rows_per_call"] = model.average_chunk or auto_chunk(spec["average"], 1, height, width, blur.device)

@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 from stochdeblur.checkpointing import tensors_digest
 from stochdeblur.io import read_image, write_image
 from stochdeblur.metrics import IMAGE_METRICS, LOWER_IS_BETTER, MetricSuite, format_value, mean_or_none
-from stochdeblur.utils import atomic_path, atomic_write_text, autocast
+from stochdeblur.utils import atomic_path, atomic_write_text, autocast, inference_layout
 
 SAMPLERS = ("ddpm", "ddim", "dpmsolver")
 _TEXT_COLUMNS = ("model", "mode", "image", "sampler")
@@ -283,9 +283,7 @@ def _quantize(image: Tensor) -> Tensor:
 def _restore_timed(method: nn.Module, blur: Tensor, mode: Mode, seed: int, tile: int | None,
                    precision: str) -> tuple[Tensor, float]:
     device = _method_device(method)
-    batch = blur.unsqueeze(0).to(device)
-    if precision == "bf16":
-        batch = batch.contiguous(memory_format=torch.channels_last)
+    batch = inference_layout(blur.unsqueeze(0).to(device), precision)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     start = time.perf_counter()

@@ -9,9 +9,11 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
+
+ModuleOrTensor = TypeVar("ModuleOrTensor", torch.nn.Module, torch.Tensor)
 
 
 def _umask_mode(base: int) -> int:
@@ -122,6 +124,18 @@ def autocast(device: torch.device | str, precision: str) -> contextlib.AbstractC
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def inference_layout(obj: ModuleOrTensor, precision: str) -> ModuleOrTensor:
+    """NHWC (channels_last) under bf16, the fast layout for oneDNN and tensor cores; unchanged otherwise.
+
+    ``obj``: a model or a 4-D image batch, so a model and its inputs get the same layout from one rule.
+    """
+    if precision != "bf16":
+        return obj
+    if isinstance(obj, torch.nn.Module):
+        return obj.to(memory_format=torch.channels_last)
+    return obj.contiguous(memory_format=torch.channels_last)
 
 
 def describe_cpu() -> str:

@@ -29,7 +29,14 @@ from stochdeblur.evaluate import Mode
 from stochdeblur.hub import load_default, load_pretrained
 from stochdeblur.io import read_image, write_image
 from stochdeblur.metrics import mean_or_none, psnr, ssim
-from stochdeblur.utils import atomic_path, atomic_write_text, autocast, describe_cpu, pick_precision
+from stochdeblur.utils import (
+    atomic_path,
+    atomic_write_text,
+    autocast,
+    describe_cpu,
+    inference_layout,
+    pick_precision,
+)
 
 REAL_BLUR_NAME = "clock_motion"
 KERNEL_MAX = 33
@@ -89,9 +96,7 @@ def restore_timed(model: nn.Module, blur: Tensor, mode: Mode, *, seed: int = 0, 
     Shape: blur [3,H,W] in [-1,1] → [3,H,W] in [-1,1] (float32, CPU).
     """
     device = next(model.parameters()).device
-    batch = blur.unsqueeze(0).to(device)
-    if precision == "bf16":
-        batch = batch.contiguous(memory_format=torch.channels_last)
+    batch = inference_layout(blur.unsqueeze(0).to(device), precision)
     start = time.perf_counter()
     with torch.no_grad(), autocast(device, precision):
         out = model.restore(batch, steps=mode.steps, average=mode.average, seed=seed, sampler=mode.sampler,
@@ -110,9 +115,7 @@ def load_model(checkpoint: Path | None, device: torch.device | str = "cpu",
     """
     model, cfg = load_default(device) if checkpoint is None else load_pretrained(checkpoint, device)
     precision = pick_precision(device, precision)
-    if precision == "bf16":
-        model = model.to(memory_format=torch.channels_last)
-    return model, cfg, precision
+    return inference_layout(model, precision), cfg, precision
 
 
 @dataclass

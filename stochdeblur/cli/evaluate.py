@@ -27,7 +27,7 @@ from stochdeblur.evaluate import (
     write_wandb_run,
 )
 from stochdeblur.hub import load_default, load_pretrained
-from stochdeblur.utils import describe_cpu, pick_precision
+from stochdeblur.utils import describe_cpu, inference_layout, pick_precision
 
 DEFAULT_MODES = "predictor; steps=10,average=4; steps=500"
 
@@ -124,8 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         dataset = build_dataset(args.data, args.crop, args.seed, args.limit)
         models = load_models(args.checkpoint, args.label, device)
         precision = pick_precision(device, args.precision)
-        if precision == "bf16":  # NHWC is the fast bf16 layout for oneDNN and tensor cores (as in sample.py)
-            models = [(label, method.to(memory_format=torch.channels_last)) for label, method in models]
+        models = [(label, inference_layout(method, precision)) for label, method in models]
         summary = evaluate(models, dataset, modes, args.out, limit=args.limit, seed=args.seed, tile=args.tile,
                            precision=precision)
         if sweep_grid:

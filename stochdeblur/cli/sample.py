@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from stochdeblur.config import RunConfig
 from stochdeblur.hub import load_default, load_pretrained
 from stochdeblur.io import ImageReadError, list_images, read_image, write_image
-from stochdeblur.utils import autocast, pick_precision
+from stochdeblur.utils import autocast, inference_layout, pick_precision
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,8 +87,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     precision = pick_precision(device, args.precision)
-    if precision == "bf16":
-        model = model.to(memory_format=torch.channels_last)
+    model = inference_layout(model, precision)
     if args.average_chunk is not None and hasattr(model, "average_chunk"):
         model.average_chunk = max(0, args.average_chunk)
     steps = 0 if args.predictor_only else (cfg.sample.steps if args.steps is None else args.steps)
@@ -102,9 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     failures = 0
     for path in tqdm(files, desc="images", unit="img"):
         try:
-            blur = read_image(path).unsqueeze(0).to(device)
-            if precision == "bf16":
-                blur = blur.contiguous(memory_format=torch.channels_last)
+            blur = inference_layout(read_image(path).unsqueeze(0).to(device), precision)
             with torch.no_grad(), autocast(device, precision):
                 restored = model.restore(blur, progress=True, **options)[0].float()
             write_image(args.output / f"{path.stem}.png", restored)
