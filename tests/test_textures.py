@@ -63,6 +63,8 @@ def test_texture_prob_mixes_crops_into_dead_leaves_and_zero_changes_nothing() ->
     assert {plain.sample(i).source for i in range(40)} == {"dead_leaves"}
     assert 8 <= sources.count("texture") <= 32 and sources.count("texture") + sources.count("dead_leaves") == 40
     np.testing.assert_array_equal(mixed.sample(7).blur, mixed.sample(7).blur)
+    with pytest.raises(ValueError, match="sharp_dir"):
+        SyntheticPairs(4, 32, sharp_dir="/any/folder", texture_images=images, texture_prob=0.5)
 
 
 def test_config_key_builds_the_mixed_training_set_and_rejects_bad_values() -> None:

@@ -99,8 +99,6 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ValueError("--count and --seq-size must be >= 1 and --size >= 8")
     if args.noise < 0 or not 0 <= args.jpeg_prob <= 1 or not 0 <= args.texture_prob <= 1:
         raise ValueError("--noise must be >= 0, --jpeg-prob and --texture-prob in [0, 1]")
-    if args.texture_prob > 0 and args.sharp is not None:
-        raise ValueError("--texture-prob mixes textures into --dead-leaves; it cannot be used with --sharp")
     target = args.out / args.split
     if target.exists() and any(target.iterdir()) and not args.overwrite:
         raise ValueError(f"{target} already exists and is not empty; pass --overwrite to replace it")

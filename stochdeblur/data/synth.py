@@ -466,6 +466,8 @@ class SyntheticPairs(Dataset):
         self.seed, self.epoch, self.texture = int(seed), 0, bool(texture)
         if not 0.0 <= texture_prob <= 1.0 or (texture_prob > 0 and not texture_images):
             raise ValueError(f"texture_prob={texture_prob} must be in [0, 1] and > 0 only with texture_images")
+        if texture_prob > 0 and sharp_dir:
+            raise ValueError("texture_prob mixes textures into dead leaves; it cannot be used with sharp_dir")
         self.texture_images, self.texture_prob = list(texture_images), float(texture_prob)
         self.files = list_images(sharp_dir) if sharp_dir else []
         if sharp_dir and not self.files:
