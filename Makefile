@@ -1,11 +1,11 @@
-# Two entry points: `make test` and `make demo`. Both create .venv on first use and reinstall only
+# Entry points: `make test`, `make demo` and `make figures`. Each creates .venv on first use and reinstalls only
 # when pyproject.toml changes (the stamp file records the last install).
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: test demo lint clean-venv
+.PHONY: test demo figures lint clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -24,6 +24,22 @@ lint: $(STAMP)
 
 demo: $(STAMP)
 	HF_HUB_OFFLINE=1 WANDB_MODE=offline $(BIN)/python scripts/demo.py --out demo_out
+
+# Every figure of MODEL_CARD.md and the README's results section, for the shipped model (~25 min on 2 CPU cores).
+# RUN: the training run whose validation curve is tabled (skipped when it is not on this machine).
+RUN ?= runs/dvsr_default
+OFFLINE := OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE} HF_HUB_OFFLINE=1 WANDB_MODE=offline
+figures: $(STAMP)
+	$(OFFLINE) $(BIN)/python benchmarks/default_model.py
+	$(OFFLINE) $(BIN)/python benchmarks/kernel_sizes.py
+	rm -rf docs/results/default_eval
+	$(OFFLINE) $(BIN)/python scripts/evaluate.py --data synthetic:photos --crop 256 \
+	    --modes "predictor; steps=10,average=4; steps=500" --out docs/results/default_eval \
+	    --sweep "steps=2,10,50 average=1,4,8" --no-wandb --precision auto
+	if [ -f $(RUN)/metrics.jsonl ]; then $(BIN)/python benchmarks/training_curve.py $(RUN) \
+	    --out benchmarks/results/dvsr_default_curve; else echo "no $(RUN)/metrics.jsonl: curve kept as is"; fi
+	$(OFFLINE) $(BIN)/python scripts/demo.py --out demo_out
+	$(BIN)/python benchmarks/doc_grid.py demo_out/grid.png docs/images/demo_grid.png
 
 clean-venv:
 	rm -rf $(VENV)
