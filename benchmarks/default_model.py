@@ -5,8 +5,9 @@
 
 Data: the ``PhotoPairs`` set the trainer monitors (scikit-image/matplotlib sample photos, seeded camera-shake
 kernels of 7–33 px, σ = 0.01 noise, 256² centre crops). Methods, in one run: the blurry input; Wiener
-(NSR 1e-2) and Richardson–Lucy (30 iterations) deconvolution told the TRUE kernel; the model's predictor
-alone; averaging (10 steps × 4 samples); perceptual (500 steps, 1 sample). Per image and mean: PSNR, SSIM,
+(NSR 1e-2) and Richardson–Lucy (30 iterations) deconvolution told the TRUE kernel; the fast shipped
+DeblurGAN-v2 baseline (``--baseline``, one shot, blind); the model's predictor alone; averaging (10 steps ×
+4 samples); perceptual (500 steps, 1 sample). Per image and mean: PSNR, SSIM,
 the gradient-energy ratio (``metrics.gradient_energy_ratio``: output/sharp mean squared luminance gradient,
 1 = the sharp photo's detail, <1 blurrier, >1 sharper or noisier) and seconds per image; plus the margin of
 averaging over the blurry input (dB) per image. Outputs are rounded to 8 bits before scoring.
@@ -30,6 +31,8 @@ from tqdm.auto import tqdm
 from stochdeblur.baselines import richardson_lucy, wiener_deconvolve
 from stochdeblur.cli.demo import KERNEL_MAX, NOISE, demo_modes, load_model, quantize, restore_timed
 from stochdeblur.data.photos import PhotoPairs
+from stochdeblur.evaluate import Mode
+from stochdeblur.hub import shipped_models
 from stochdeblur.metrics import gradient_energy_ratio, mean_or_none, psnr, ssim
 from stochdeblur.utils import describe_cpu, write_report
 
@@ -54,17 +57,20 @@ def _classical(method: Callable[[Tensor, np.ndarray], Tensor], blur: Tensor, ker
 
 
 def benchmark(model: nn.Module, dataset: PhotoPairs, *, limit: int | None = None, perceptual_steps: int = 500,
-              seed: int = 0, precision: str = "no") -> dict[str, Any]:
+              seed: int = 0, precision: str = "no", baselines: dict[str, nn.Module] | None = None) -> dict[str, Any]:
     """Score every method on the first ``limit`` items; returns ``{"methods", "images", "mean"}``.
+
+    ``baselines`` maps a label to another (one-shot) model, scored beside the classical methods.
 
     ``images`` is a list of ``{"name", "kernel_size", "<method>": {psnr, ssim, grad_ratio, seconds},
     "average_margin_db"}``; ``mean`` maps each method to its mean scores.
     """
     modes = demo_modes(perceptual_steps)
-    methods = ["blurry", *CLASSICAL, *[m.label for m in modes]]
+    baselines = baselines or {}
+    methods = ["blurry", *CLASSICAL, *baselines, *[m.label for m in modes]]
     count = len(dataset) if limit is None else min(limit, len(dataset))
     rows = []
-    bar = tqdm(total=count * (len(CLASSICAL) + len(modes)), desc="benchmark", unit="restore")
+    bar = tqdm(total=count * (len(CLASSICAL) + len(baselines) + len(modes)), desc="benchmark", unit="restore")
     for index in range(count):
         item = dataset[index]
         blur, sharp = item["blur"], item["sharp"]
@@ -73,6 +79,11 @@ def benchmark(model: nn.Module, dataset: PhotoPairs, *, limit: int | None = None
         for label, method in CLASSICAL.items():
             bar.set_postfix_str(f"{item['name']}: {label}")
             row[label] = _classical(method, blur, item["kernel"], sharp)
+            bar.update(1)
+        for label, baseline in baselines.items():
+            bar.set_postfix_str(f"{item['name']}: {label}")
+            restored, seconds = restore_timed(baseline, blur, Mode(label=label), precision=precision)
+            row[label] = _scores(restored, sharp, seconds)
             bar.update(1)
         for mode in modes:
             bar.set_postfix_str(f"{item['name']}: {mode.label}")
@@ -113,7 +124,7 @@ def markdown(result: dict[str, Any]) -> str:
     lines += ["", "Grad. energy: mean squared luminance gradient of the output over the sharp photo's "
               "(`metrics.gradient_energy_ratio`; 1 = as detailed as the truth, < 1 blurrier, > 1 sharper or noisier). "
               "PSNR/SSIM: torchmetrics, RGB in [0, 1], outputs rounded to 8 bits. Wiener/RL are told the true kernel; "
-              "the model is blind."]
+              "the models are blind."]
     return "\n".join(lines) + "\n"
 
 
@@ -121,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     """Command-line options of ``benchmarks/default_model.py``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", type=Path, help="model directory (default: the shipped model)")
+    parser.add_argument("--baseline", default="deblurganv2_dsc" if "deblurganv2_dsc" in shipped_models() else "none",
+                        help="a one-shot model scored beside the others: shipped name or directory, or none "
+                        "(default: the shipped DeblurGAN-v2 DSC when present)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for default_model.{json,md}")
     parser.add_argument("--limit", type=int, help="only the first N photos")
     parser.add_argument("--perceptual-steps", type=int, default=500, help="reverse steps of the perceptual mode")
@@ -135,12 +149,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         model, cfg, precision = load_model(args.checkpoint, precision=args.precision)
+        baselines = {} if args.baseline == "none" else {
+            f"{args.baseline} (one shot)": load_model(Path(args.baseline), precision=args.precision)[0]}
         dataset = PhotoPairs(kernel_max=KERNEL_MAX, noise=NOISE, seed=args.seed, crop=args.size)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     result = benchmark(model, dataset, limit=args.limit, perceptual_steps=args.perceptual_steps, seed=args.seed,
-                       precision=precision)
+                       precision=precision, baselines=baselines)
     argv_text = sys.argv[1:] if argv is None else argv
     result.update(model=str(args.checkpoint or "shipped default"), model_name=cfg.name, precision=precision,
                   cpu=describe_cpu(), size=args.size, seed=args.seed,

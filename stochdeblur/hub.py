@@ -26,7 +26,8 @@ from stochdeblur.utils import atomic_dir
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
-DEFAULT_MODEL_DIR = Path(__file__).parent / "weights" / "default"
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+DEFAULT_MODEL_DIR = WEIGHTS_DIR / "default"
 _TORCH_SUFFIXES = (".pt", ".pth", ".bin")
 
 
@@ -168,13 +169,46 @@ def load_pretrained(directory: str | Path, device: str | torch.device = "cpu",
     return model.to(device).eval(), cfg
 
 
-def load_default(device: str | torch.device = "cpu") -> tuple[nn.Module, RunConfig]:
-    """The model shipped in ``stochdeblur/weights/default/``, its sha256 verified.
+def shipped_models() -> list[str]:
+    """Names of the models shipped in ``stochdeblur/weights/`` (``default`` = the DvSR model), sorted."""
+    names = {path.parent.name for path in WEIGHTS_DIR.glob(f"*/{WEIGHTS_NAME}")}
+    if (DEFAULT_MODEL_DIR / WEIGHTS_NAME).is_file():
+        names.add("default")
+    return sorted(names)
+
+
+def _shipped_dir(name: str) -> Path:
+    return DEFAULT_MODEL_DIR if name == "default" else WEIGHTS_DIR / name
+
+
+def load_default(device: str | torch.device = "cpu", name: str = "default") -> tuple[nn.Module, RunConfig]:
+    """A model shipped in ``stochdeblur/weights/`` (the DvSR default unless ``name`` says otherwise), sha256 verified.
 
     Raises:
-        CheckpointError: when no default model is shipped (pass ``--checkpoint DIR``) or it fails its check.
+        CheckpointError: when no such model is shipped (pass ``--checkpoint DIR``) or it fails its check.
     """
-    if not (DEFAULT_MODEL_DIR / WEIGHTS_NAME).is_file():
-        raise CheckpointError("no default model is shipped yet; pass --checkpoint DIR "
-                              "(a directory with model.safetensors + config.json, e.g. from scripts/train.py)")
-    return load_pretrained(DEFAULT_MODEL_DIR, device=device, verify_hash=True)
+    directory = _shipped_dir(name)
+    if not (directory / WEIGHTS_NAME).is_file():
+        if name == "default":
+            raise CheckpointError("no default model is shipped yet; pass --checkpoint DIR "
+                                  "(a directory with model.safetensors + config.json, e.g. from scripts/train.py)")
+        raise CheckpointError(f"no shipped model named {name!r} (shipped: {', '.join(shipped_models()) or 'none'})")
+    return load_pretrained(directory, device=device, verify_hash=True)
+
+
+def load(spec: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, RunConfig]:
+    """A model directory or weights file, or else the shipped model of that name (``default``, ``deblurganv2_dsc``).
+
+    An existing path always wins, so a folder called like a shipped model is still read as a folder.
+
+    Raises:
+        CheckpointError: neither an existing path nor a shipped model's name (the shipped ones are listed),
+            or the model fails to load.
+    """
+    path = Path(spec)
+    if not path.exists() and str(spec) in shipped_models():
+        return load_default(device, name=str(spec))
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such checkpoint directory or file, nor a shipped model "
+                              f"(shipped: {', '.join(shipped_models()) or 'none'})")
+    return load_pretrained(path, device)

@@ -77,11 +77,13 @@ def test_demo_rejects_a_crop_larger_than_the_photos(checkpoint: Path, tmp_path: 
 
 def test_benchmark_writes_every_method_and_image(checkpoint: Path, tmp_path: Path) -> None:
     bench = _benchmark_module()
+    gan_cfg = load_config(Path(__file__).parents[1] / "configs" / "deblurganv2_dsc_tiny.yaml")
+    gan = save_pretrained(build_method(gan_cfg), tmp_path / "gan", gan_cfg)
     argv = ["--checkpoint", str(checkpoint), "--out", str(tmp_path), "--limit", "2", "--size", "32",
-            "--perceptual-steps", "2", "--precision", "no"]
+            "--perceptual-steps", "2", "--precision", "no", "--baseline", str(gan)]
     assert bench.main(argv) == 0
     result = json.loads((tmp_path / "default_model.json").read_text())
-    methods = ["blurry", "wiener (true kernel)", "richardson-lucy (true kernel)", *MODES]
+    methods = ["blurry", "wiener (true kernel)", "richardson-lucy (true kernel)", f"{gan} (one shot)", *MODES]
     assert result["methods"] == methods and len(result["images"]) == 2
     for row in result["images"]:
         assert all(row[m]["psnr"] is not None and row[m]["grad_ratio"] is not None for m in methods)

@@ -95,3 +95,40 @@ def test_load_default_verifies_the_hash(monkeypatch: pytest.MonkeyPatch, saved: 
     (directory / "config.json").write_text(json.dumps(config))
     with pytest.raises(CheckpointError, match="sha256"):
         load_default()
+
+
+def test_load_resolves_paths_first_then_shipped_names(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                     saved: tuple[Path, torch.nn.Module]) -> None:
+    directory, model = saved
+    weights = tmp_path / "weights"
+    monkeypatch.setattr(hub, "WEIGHTS_DIR", weights)
+    monkeypatch.setattr(hub, "DEFAULT_MODEL_DIR", weights / "default")
+    with pytest.raises(CheckpointError, match=r"nor a shipped model \(shipped: none\)"):
+        hub.load("fast")
+    cfg = load_config(overrides=TINY)
+    save_pretrained(model, weights / "fast", cfg)
+    assert hub.shipped_models() == ["fast"]
+    loaded, _ = hub.load("fast")
+    y = torch.rand(1, 3, 16, 16) * 2 - 1
+    assert torch.equal(loaded.restore(y), model.restore(y))
+    with pytest.raises(CheckpointError, match=r"no shipped model named 'slow' \(shipped: fast\)"):
+        load_default(name="slow")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "fast").mkdir()
+    with pytest.raises(CheckpointError, match="no model.safetensors"):
+        hub.load("fast")  # an existing folder of that name is read as a folder, not silently swapped
+    config = json.loads((weights / "fast" / "config.json").read_text())
+    config["_meta"]["sha256"] = "0" * 64
+    (weights / "fast" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="sha256"):
+        load_default(name="fast")  # a shipped model is always hash-checked
+
+
+@pytest.mark.parametrize("name", hub.shipped_models())
+def test_every_shipped_model_passes_its_hash_and_restores(name: str) -> None:
+    model, cfg = load_default(name=name)
+    y = torch.rand(1, 3, 40, 56) * 2 - 1
+    with torch.no_grad():
+        x = model.restore(y)
+    assert x.shape == y.shape and x.dtype == torch.float32 and x.abs().max() <= 1.0
+    assert cfg.name

@@ -72,3 +72,20 @@ def test_missing_input_and_output_over_input(checkpoint: Path, inputs: Path, tmp
     assert main(["--input", str(tmp_path / "none"), "--output", str(tmp_path / "o"),
                  "--checkpoint", str(checkpoint)]) == 2
     assert main(["--input", str(inputs), "--output", str(inputs), "--checkpoint", str(checkpoint)]) == 2
+
+
+def test_shipped_gan_model_by_name(inputs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "deblurganv2_dsc_tiny.yaml")
+    weights = tmp_path / "weights"
+    save_pretrained(build_method(cfg).eval(), weights / "fast_gan", cfg)
+    monkeypatch.setattr(hub, "WEIGHTS_DIR", weights)
+    out = tmp_path / "out"
+    code = main(["--input", str(inputs / "odd.png"), "--output", str(out), "--checkpoint", "fast_gan",
+                 "--steps", "500", "--precision", "no"])
+    assert code == 0
+    assert "deblurs in one shot; --steps ignored" in capsys.readouterr().err
+    assert read_image(out / "odd.png").shape == (3, 37, 53)
+    assert main(["--input", str(inputs / "odd.png"), "--output", str(out), "--checkpoint", "slow_gan"]) == 2
+    err = capsys.readouterr().err
+    assert "nor a shipped model" in err and "fast_gan" in err

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from stochdeblur.config import RunConfig
 from stochdeblur.data.photos import PhotoPairs
 from stochdeblur.evaluate import Mode
-from stochdeblur.hub import load_default, load_pretrained
+from stochdeblur.hub import load, load_default
 from stochdeblur.io import read_image, write_image
 from stochdeblur.metrics import mean_or_none, psnr, ssim
 from stochdeblur.utils import (
@@ -113,7 +113,7 @@ def load_model(checkpoint: Path | None, device: torch.device | str = "cpu",
     Raises:
         CheckpointError: no model is shipped and none was given, or the checkpoint is broken.
     """
-    model, cfg = load_default(device) if checkpoint is None else load_pretrained(checkpoint, device)
+    model, cfg = load_default(device) if checkpoint is None else load(checkpoint, device)
     precision = pick_precision(device, precision)
     return inference_layout(model, precision), cfg, precision
 
@@ -216,8 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     """Command-line options of ``scripts/demo.py``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", required=True, type=Path, help="output folder (PNGs, grid.png, summary.md)")
-    parser.add_argument("--checkpoint", type=Path, help="model directory (model.safetensors + config.json); "
-                        "default: the model shipped with the package")
+    parser.add_argument("--checkpoint", type=Path, help="model directory (model.safetensors + config.json) or the "
+                        "name of a shipped model; default: the shipped DvSR model")
     parser.add_argument("--size", type=int, default=256, help="side of the centre crops (16-268 px)")
     parser.add_argument("--perceptual-steps", type=int, default=500, help="reverse steps of the perceptual mode")
     parser.add_argument("--seed", type=int, default=0, help="blur kernels/noise and sampling seed")

@@ -26,7 +26,7 @@ from stochdeblur.evaluate import (
     sweep,
     write_wandb_run,
 )
-from stochdeblur.hub import load_default, load_pretrained
+from stochdeblur.hub import load, load_default
 from stochdeblur.utils import describe_cpu, inference_layout, pick_precision
 
 DEFAULT_MODES = "predictor; steps=10,average=4; steps=500"
@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Command-line options of ``scripts/evaluate.py``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", action="append", type=Path, default=[],
-                        help="model directory (repeat to compare models); default: the model shipped with the package")
+                        help="model directory or shipped model name (repeat to compare models); default: the shipped DvSR model")
     parser.add_argument("--label", action="append", default=[], help="name of each --checkpoint in the tables")
     parser.add_argument("--data", default="synthetic:photos", help="dataset spec (see above)")
     parser.add_argument("--crop", type=int, help="centre-crop synthetic images to this size (deadleaves: 256)")
@@ -110,8 +110,8 @@ def load_models(checkpoints: list[Path], labels: list[str], device: torch.device
         raise EvaluationError(f"{len(labels)} --label for {len(checkpoints)} --checkpoint; give one per checkpoint")
     if not checkpoints:
         return [(labels[0] if labels else "default", load_default(device)[0])]
-    names = labels or [path.resolve().name for path in checkpoints]
-    return [(name, load_pretrained(path, device)[0]) for name, path in zip(names, checkpoints, strict=True)]
+    names = labels or [path.resolve().name if path.exists() else str(path) for path in checkpoints]
+    return [(name, load(path, device)[0]) for name, path in zip(names, checkpoints, strict=True)]
 
 
 def main(argv: list[str] | None = None) -> int:

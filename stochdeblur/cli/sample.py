@@ -17,7 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from stochdeblur.config import RunConfig
-from stochdeblur.hub import load_default, load_pretrained
+from stochdeblur.hub import load, load_default
 from stochdeblur.io import ImageReadError, list_images, read_image, write_image
 from stochdeblur.utils import autocast, inference_layout, pick_precision
 
@@ -27,8 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--input", required=True, type=Path, help="an image file or a folder of images")
     parser.add_argument("--output", required=True, type=Path, help="folder for the restored PNGs")
-    parser.add_argument("--checkpoint", type=Path, help="model directory (model.safetensors + config.json); "
-                        "default: the model shipped with the package")
+    parser.add_argument("--checkpoint", type=Path, help="model directory (model.safetensors + config.json) or the "
+                        "name of a shipped model (default, deblurganv2_dsc); default: the shipped DvSR model")
     parser.add_argument("--steps", type=int, help="reverse diffusion steps (default: the model's config; "
                         "500 = perceptual mode, 10 = averaging mode)")
     parser.add_argument("--average", type=int, help="samples averaged per image (default: the model's config)")
@@ -56,7 +56,7 @@ def _inputs(path: Path) -> list[Path]:
 def _load(checkpoint: Path | None, device: torch.device) -> tuple[torch.nn.Module, RunConfig]:
     if checkpoint is None:
         return load_default(device)
-    return load_pretrained(checkpoint, device)
+    return load(checkpoint, device)
 
 
 def _device(name: str) -> torch.device:
@@ -86,6 +86,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --output {args.output} is the input folder; restored PNGs would overwrite inputs",
               file=sys.stderr)
         return 2
+    diffusion_flags = [flag for flag, value in (("--steps", args.steps), ("--average", args.average),
+                                                 ("--sampler", args.sampler)) if value is not None]
+    if cfg.method != "dvsr" and diffusion_flags:
+        print(f"note: {cfg.name} ({cfg.method}) deblurs in one shot; {', '.join(diffusion_flags)} ignored",
+              file=sys.stderr)
     precision = pick_precision(device, args.precision)
     model = inference_layout(model, precision)
     if args.average_chunk is not None and hasattr(model, "average_chunk"):
