@@ -330,11 +330,11 @@ class Trainer:
 
     def _panels(self, blur: Tensor, x_init: Tensor | None, restored: Tensor, sharp: Tensor,
                 have: int) -> list[np.ndarray]:
-        """Rows blurry | x_init | sample | sharp (x_init black when the method has none)."""
+        """Rows blurry | x_init | sample | sharp, or blurry | output | sharp for a method without an x_init."""
         rows = []
         for i in range(min(blur.shape[0], max(0, self.cfg.log.image_panels - have))):
-            init = x_init[i] if x_init is not None else torch.full_like(blur[i], -1.0)
-            rows.append(np.concatenate([_to_uint8(t) for t in (blur[i], init, restored[i], sharp[i])], axis=1))
+            columns = (blur[i], restored[i], sharp[i]) if x_init is None else (blur[i], x_init[i], restored[i], sharp[i])
+            rows.append(np.concatenate([_to_uint8(t) for t in columns], axis=1))
         return rows
 
     def _log_panels(self, step: int, rows: list[np.ndarray]) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 from accelerate.state import AcceleratorState
+from PIL import Image
 from safetensors.torch import load_file
 from torch import nn
 
@@ -201,6 +202,8 @@ def test_gan_config_trains_through_the_same_cli_and_serves_in_sample_py(tmp_path
     assert train_cli.main(["--config", str(config), "--out", str(out), "train.max_steps=2", "log.tracker=none"]) == 0
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert any("train/g/loss" in r for r in rows) and any("train/d/loss" in r for r in rows)
+    with Image.open(out / "samples" / "step_0000002.png") as panels:  # blurry | output | sharp, no black x_init
+        assert panels.width == 3 * 64 and panels.height % 64 == 0
     image = tmp_path / "in" / "odd.png"
     write_image(image, torch.rand(3, 37, 45) * 2 - 1)
     assert sample_cli.main(["--input", str(image), "--output", str(tmp_path / "out"),
