@@ -372,10 +372,36 @@ class Trainer:
     def _resume(self, path: Path) -> None:
         """Restore model, EMA, optimizers, schedulers, RNGs and the step; drop later lines of metrics.jsonl."""
         self.accelerator.load_state(str(path))
+        changed = self._follow_config_schedule()
         if self.accelerator.is_main_process:
             print(f"resumed from {path} at step {self.state.step}")
+            for note in changed:
+                print(note)
             checkpointing.truncate_metrics(self.out_dir / "metrics.jsonl", self.state.step)
         self.accelerator.wait_for_everyone()
+
+    def _follow_config_schedule(self) -> list[str]:
+        """Make the LR schedule this run's config, not the checkpoint's; one note per group that changed.
+
+        A checkpoint stores its scheduler's settings (base LR, warm-up, total steps, shape), so without this a
+        resume with e.g. a larger ``train.max_steps`` would keep the old cosine and silently ignore the override.
+        """
+        t, notes = self.cfg.train, []
+        for name, wrapped in self.schedulers.items():
+            scheduler = getattr(wrapped, "scheduler", wrapped)  # accelerate's AcceleratedScheduler wraps it
+            want = LRFactor(t.lr_schedule, t.warmup_steps, t.max_steps, t.min_lr_ratio)
+            base = self.cfg.gan.d_lr if name == "d" else t.lr
+            (factor,) = scheduler.lr_lambdas
+            if vars(factor) == vars(want) and all(b == base for b in scheduler.base_lrs):
+                continue
+            before = scheduler.optimizer.param_groups[0]["lr"]
+            factor.__dict__.update(vars(want))
+            scheduler.base_lrs = [base] * len(scheduler.base_lrs)
+            for group in scheduler.optimizer.param_groups:
+                group["initial_lr"], group["lr"] = base, base * factor(scheduler.last_epoch)
+            notes.append(f"LR schedule of '{name}' follows the config now ({t.lr_schedule}, base {base:g}, "
+                         f"{t.max_steps} steps): lr {before:.3g} -> {scheduler.optimizer.param_groups[0]['lr']:.3g}")
+        return notes
 
     def _dump_weight_hash(self) -> None:
         """Write sha256 of this rank's model and EMA tensors (a debug aid for multi-process tests)."""

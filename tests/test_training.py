@@ -129,6 +129,28 @@ def test_resume_equals_uninterrupted_and_ignores_half_written(tmp_path: Path) ->
     assert not (ckpts / ".step_6.tmp").exists()
 
 
+def test_resume_follows_the_config_lr_schedule_not_the_checkpoints(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """Extending max_steps (or changing lr) at resume stretches the cosine; the checkpoint's old one is dropped."""
+    common = ("data.synthetic_length=8", "train.lr_schedule=cosine", "train.checkpoint_every=4", "train.val_every=0")
+
+    def lrs(out: Path) -> dict[int, float]:
+        rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+        return {r["step"]: r["lr/model"] for r in rows if "lr/model" in r}
+
+    _train(tmp_path / "long", "train.max_steps=8", *common)
+    AcceleratorState._reset_state(True)
+    _train(tmp_path / "extended", "train.max_steps=4", *common)
+    AcceleratorState._reset_state(True)
+    capsys.readouterr()
+    _train(tmp_path / "extended", "train.max_steps=8", *common, resume="latest")
+    assert "LR schedule of 'model' follows the config now (cosine, base 0.001, 8 steps)" in capsys.readouterr().out
+    long, extended = lrs(tmp_path / "long"), lrs(tmp_path / "extended")
+    assert [extended[s] for s in range(5, 9)] == pytest.approx([long[s] for s in range(5, 9)], rel=1e-6)
+    old_schedule, new_schedule = LRFactor("cosine", 2, 4, 0.01), LRFactor("cosine", 2, 8, 0.01)
+    assert extended[5] == pytest.approx(1e-3 * new_schedule(4)) and new_schedule(4) > 50 * old_schedule(4)
+
+
 def test_channels_last_layout_trains_the_same_model(tmp_path: Path) -> None:
     common = ("train.max_steps=4", "train.lr_schedule=constant", "train.val_every=0", "train.checkpoint_every=0")
     _train(tmp_path / "nhwc", *common, "train.channels_last=true")
