@@ -5,9 +5,9 @@
 
 Data: the ``PhotoPairs`` set the trainer monitors (scikit-image/matplotlib sample photos, seeded camera-shake
 kernels of 7–33 px, σ = 0.01 noise, 256² centre crops). Methods, in one run: the blurry input; Wiener
-(NSR 1e-2) and Richardson–Lucy (30 iterations) deconvolution told the TRUE kernel; the fast shipped
-DeblurGAN-v2 baseline (``--baseline``, one shot, blind); the model's predictor alone; averaging (10 steps ×
-4 samples); perceptual (500 steps, 1 sample). Per image and mean: PSNR, SSIM,
+(NSR 1e-2) and Richardson–Lucy (30 iterations) deconvolution told the TRUE kernel; optionally a blind
+one-shot model (``--baseline DIR``, e.g. a DeblurGAN-v2 run); the model's predictor alone; averaging (10 steps
+× 4 samples); perceptual (500 steps, 1 sample). Per image and mean: PSNR, SSIM,
 the gradient-energy ratio (``metrics.gradient_energy_ratio``: output/sharp mean squared luminance gradient,
 1 = the sharp photo's detail, <1 blurrier, >1 sharper or noisier) and seconds per image; plus the margin of
 averaging over the blurry input (dB) per image. Outputs are rounded to 8 bits before scoring.
@@ -32,7 +32,6 @@ from stochdeblur.baselines import richardson_lucy, wiener_deconvolve
 from stochdeblur.cli.demo import KERNEL_MAX, NOISE, demo_modes, load_model, quantize, restore_timed
 from stochdeblur.data.photos import PhotoPairs
 from stochdeblur.evaluate import Mode
-from stochdeblur.hub import shipped_models
 from stochdeblur.metrics import gradient_energy_ratio, mean_or_none, psnr, ssim
 from stochdeblur.utils import describe_cpu, write_report
 
@@ -132,9 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     """Command-line options of ``benchmarks/default_model.py``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", type=Path, help="model directory (default: the shipped model)")
-    parser.add_argument("--baseline", default="deblurganv2_dsc" if "deblurganv2_dsc" in shipped_models() else "none",
-                        help="a one-shot model scored beside the others: shipped name or directory, or none "
-                        "(default: the shipped DeblurGAN-v2 DSC when present)")
+    parser.add_argument("--baseline", default="none",
+                        help="a one-shot model (e.g. a DeblurGAN-v2 run's model directory) scored beside the others")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for default_model.{json,md}")
     parser.add_argument("--limit", type=int, help="only the first N photos")
     parser.add_argument("--perceptual-steps", type=int, default=500, help="reverse steps of the perceptual mode")
