@@ -197,7 +197,7 @@ def load_default(device: str | torch.device = "cpu", name: str = "default") -> t
 
 
 def load(spec: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, RunConfig]:
-    """A model directory or weights file, or else the shipped model of that name (``default``, ``deblurganv2_dsc``).
+    """A model directory or weights file, or else the model of that name shipped in ``stochdeblur/weights/``.
 
     An existing path always wins, so a folder called like a shipped model is still read as a folder.
 

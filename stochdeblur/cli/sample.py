@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--input", required=True, type=Path, help="an image file or a folder of images")
     parser.add_argument("--output", required=True, type=Path, help="folder for the restored PNGs")
     parser.add_argument("--checkpoint", type=Path, help="model directory (model.safetensors + config.json) or the "
-                        "name of a shipped model (default, deblurganv2_dsc); default: the shipped DvSR model")
+                        "name of a model shipped in stochdeblur/weights/; default: the shipped DvSR model")
     parser.add_argument("--steps", type=int, help="reverse diffusion steps (default: the model's config; "
                         "500 = perceptual mode, 10 = averaging mode)")
     parser.add_argument("--average", type=int, help="samples averaged per image (default: the model's config)")
