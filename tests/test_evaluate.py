@@ -214,3 +214,17 @@ def test_cli_reports_bad_input_in_one_line(tmp_path, capsys, monkeypatch):
     assert "unknown kind 'mnist'" in capsys.readouterr().err
     assert main(["--modes", "steps=x", "--out", str(tmp_path)]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_cli_scores_the_shipped_model_by_name_beside_a_run(tmp_path, dvsr, tiny_cfg, capsys, monkeypatch):
+    weights = tmp_path / "weights"
+    hub.save_pretrained(dvsr, weights / "default", tiny_cfg)
+    hub.save_pretrained(dvsr, tmp_path / "run" / "model", tiny_cfg)
+    monkeypatch.setattr(hub, "WEIGHTS_DIR", weights)
+    monkeypatch.setattr(hub, "DEFAULT_MODEL_DIR", weights / "default")
+    code = main(["--checkpoint", "default", "--checkpoint", str(tmp_path / "run" / "model"), "--data",
+                 "synthetic:deadleaves", "--crop", "32", "--limit", "1", "--modes", "predictor",
+                 "--out", str(tmp_path / "out"), "--no-wandb"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "| default | predictor | 1 |" in out and "| model | predictor | 1 |" in out
