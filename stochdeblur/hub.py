@@ -169,16 +169,18 @@ def load_pretrained(directory: str | Path, device: str | torch.device = "cpu",
     return model.to(device).eval(), cfg
 
 
-def shipped_models() -> list[str]:
-    """Names of the models shipped in ``stochdeblur/weights/`` (``default`` = the DvSR model), sorted."""
-    names = {path.parent.name for path in WEIGHTS_DIR.glob(f"*/{WEIGHTS_NAME}")}
-    if (DEFAULT_MODEL_DIR / WEIGHTS_NAME).is_file():
-        names.add("default")
-    return sorted(names)
-
-
 def _shipped_dir(name: str) -> Path:
     return DEFAULT_MODEL_DIR if name == "default" else WEIGHTS_DIR / name
+
+
+def shipped_models() -> list[str]:
+    """Names of the models shipped in ``stochdeblur/weights/`` (``default`` = the DvSR model), sorted."""
+    candidates = {"default", *(p.name for p in WEIGHTS_DIR.glob("*") if p.is_dir())}
+    return sorted(name for name in candidates if (_shipped_dir(name) / WEIGHTS_NAME).is_file())
+
+
+def _shipped_list() -> str:
+    return ", ".join(shipped_models()) or "none"
 
 
 def load_default(device: str | torch.device = "cpu", name: str = "default") -> tuple[nn.Module, RunConfig]:
@@ -192,7 +194,7 @@ def load_default(device: str | torch.device = "cpu", name: str = "default") -> t
         if name == "default":
             raise CheckpointError("no default model is shipped yet; pass --checkpoint DIR "
                                   "(a directory with model.safetensors + config.json, e.g. from scripts/train.py)")
-        raise CheckpointError(f"no shipped model named {name!r} (shipped: {', '.join(shipped_models()) or 'none'})")
+        raise CheckpointError(f"no shipped model named {name!r} (shipped: {_shipped_list()})")
     return load_pretrained(directory, device=device, verify_hash=True)
 
 
@@ -206,9 +208,9 @@ def load(spec: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Modul
             or the model fails to load.
     """
     path = Path(spec)
-    if not path.exists() and str(spec) in shipped_models():
+    if path.exists():
+        return load_pretrained(path, device)
+    if str(spec) in shipped_models():
         return load_default(device, name=str(spec))
-    if not path.exists():
-        raise CheckpointError(f"{path}: no such checkpoint directory or file, nor a shipped model "
-                              f"(shipped: {', '.join(shipped_models()) or 'none'})")
-    return load_pretrained(path, device)
+    raise CheckpointError(f"{path}: no such checkpoint directory or file, nor a shipped model "
+                          f"(shipped: {_shipped_list()})")

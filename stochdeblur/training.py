@@ -168,13 +168,18 @@ class Trainer:
             project_config=ProjectConfiguration(project_dir=str(self.out_dir), logging_dir=str(self.out_dir / "logs")),
             kwargs_handlers=handlers)
 
+    def _schedule(self, group: str) -> tuple[float, LRFactor]:
+        """Base LR and LR multiplier of an optimizer group, from the config (the discriminator has its own LR)."""
+        t = self.cfg.train
+        base = self.cfg.gan.d_lr if group == "d" else t.lr
+        return base, LRFactor(t.lr_schedule, t.warmup_steps, t.max_steps, t.min_lr_ratio)
+
     def _optimizers(self, groups: dict[str, list[nn.Parameter]]) -> tuple[list, list]:
         t = self.cfg.train
         optimizers, schedulers = [], []
         for name, params in groups.items():
-            lr = self.cfg.gan.d_lr if name == "d" else t.lr
+            lr, factor = self._schedule(name)
             opt = torch.optim.AdamW(params, lr=lr, betas=tuple(t.betas), weight_decay=t.weight_decay)
-            factor = LRFactor(t.lr_schedule, t.warmup_steps, t.max_steps, t.min_lr_ratio)
             optimizers.append(opt)
             schedulers.append(torch.optim.lr_scheduler.LambdaLR(opt, factor))
         return optimizers, schedulers
@@ -389,8 +394,7 @@ class Trainer:
         t, notes = self.cfg.train, []
         for name, wrapped in self.schedulers.items():
             scheduler = getattr(wrapped, "scheduler", wrapped)  # accelerate's AcceleratedScheduler wraps it
-            want = LRFactor(t.lr_schedule, t.warmup_steps, t.max_steps, t.min_lr_ratio)
-            base = self.cfg.gan.d_lr if name == "d" else t.lr
+            base, want = self._schedule(name)
             (factor,) = scheduler.lr_lambdas
             if vars(factor) == vars(want) and all(b == base for b in scheduler.base_lrs):
                 continue
