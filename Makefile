@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: test demo figures lint clean-venv
+.PHONY: test demo figures lint clean-venv photos
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -43,3 +43,8 @@ figures: $(STAMP)
 
 clean-venv:
 	rm -rf $(VENV)
+
+# Photographs to train on (data.photo_prob, stochdeblur/data/wallpapers.py): Debian's KDE and MATE wallpaper
+# packages, LGPL-3 / GPL-2+. Needs root (apt).
+photos:
+	apt-get install -y plasma-workspace-wallpapers mate-backgrounds

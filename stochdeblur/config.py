@@ -16,10 +16,11 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-PREDICTOR_TYPES = ("unet", "unet_xy", "fpn_mobilenet", "fpn_inception", "fpn_mobilenet_dsc")
+PREDICTOR_TYPES = ("unet", "unet_xy", "kernel_aware", "fpn_mobilenet", "fpn_inception", "fpn_mobilenet_dsc")
 GENERATOR_TYPES = ("fpn_mobilenet", "fpn_inception", "fpn_mobilenet_dsc", "resnet_v1", "unet", "unet_xy")
 METHODS = ("dvsr", "deblurganv2", "deblurgan_v1")
 DATA_KINDS = ("synthetic", "gopro", "hide", "realblur", "pairs")
+KERNEL_GENERATORS = ("boracchi", "gp")  # stochdeblur.data.synth.KERNEL_GENERATORS
 
 
 class ConfigError(ValueError):
@@ -44,9 +45,24 @@ class PredictorConfig:
     # UNet only: x_init = y + UNet(y) with a zero-initialised head, so g starts as the identity (the FPN
     # generators of DeblurGAN-v2 add the input too). Off in the paper recipe; on for CPU-budget training.
     input_residual: bool = False
+    # kernel_aware only (models/kernel_aware.py): base_channels is the refiner's width, estimator_channels the
+    # kernel estimator's; kernel_size the largest kernel it estimates; the TV deconvolution between them runs
+    # deconv_iterations unrolled ADMM steps (deconv_lam 0 = physics.nonblind's tuned default). The two loss
+    # weights supervise the kernel estimate with the training pairs' true kernels (data must carry "kernel").
+    kernel_size: int = 33
+    estimator_channels: int = 16
+    deconv_iterations: int = 30
+    deconv_lam: float = 0.0
+    kernel_loss_weight: float = 0.0
+    reblur_loss_weight: float = 0.0
 
     def __post_init__(self) -> None:
         _check_choice("predictor", "type", self.type, PREDICTOR_TYPES)
+        if self.kernel_size < 3 or self.deconv_iterations < 1 or self.deconv_lam < 0:
+            raise ConfigError(f"predictor: need kernel_size >= 3 ({self.kernel_size}), deconv_iterations >= 1 "
+                              f"({self.deconv_iterations}) and deconv_lam >= 0 ({self.deconv_lam})")
+        if self.type != "kernel_aware" and (self.kernel_loss_weight or self.reblur_loss_weight):
+            raise ConfigError("predictor.kernel_loss_weight/reblur_loss_weight need predictor.type=kernel_aware")
 
 
 @dataclass
@@ -147,6 +163,14 @@ class DataConfig:
     # fraction of synthetic training items whose sharp content is a crop of scikit-image's CC0 /
     # public-domain images (stochdeblur.data.textures) instead of dead leaves; 0 = dead leaves only.
     texture_prob: float = 0.0
+    # fraction of synthetic training items cropped from the Debian wallpaper photographs
+    # (stochdeblur.data.wallpapers; `make photos` installs them) at these downscale factors; texture_prob then
+    # applies to the remaining items. Validation items never use them.
+    photo_prob: float = 0.0
+    photo_scales: list[float] = field(default_factory=lambda: [0.5, 0.35, 0.25])
+    # camera-shake kernel families, drawn uniformly per item: "boracchi" (DeblurGAN-v1 random trajectories),
+    # "gp" (Gaussian-process trajectories, stochdeblur.data.synth.gp_motion_kernel)
+    kernel_generators: list[str] = field(default_factory=lambda: ["boracchi"])
 
     def __post_init__(self) -> None:
         _check_choice("data", "kind", self.kind, DATA_KINDS)
@@ -157,6 +181,16 @@ class DataConfig:
             raise ConfigError(f"data.texture_prob={self.texture_prob} must be in [0, 1]")
         if self.texture_prob > 0 and self.sharp_dir:
             raise ConfigError("data.texture_prob mixes textures into dead leaves; it cannot be used with data.sharp_dir")
+        if not 0.0 <= self.photo_prob <= 1.0:
+            raise ConfigError(f"data.photo_prob={self.photo_prob} must be in [0, 1]")
+        if self.photo_prob > 0 and self.sharp_dir:
+            raise ConfigError("data.photo_prob mixes photos into dead leaves; not usable with data.sharp_dir")
+        if not self.photo_scales or not all(0.0 < s <= 1.0 for s in self.photo_scales):
+            raise ConfigError(f"data.photo_scales={list(self.photo_scales)} must be factors in (0, 1]")
+        if not self.kernel_generators:
+            raise ConfigError("data.kernel_generators must name at least one of boracchi, gp")
+        for name in self.kernel_generators:
+            _check_choice("data", "kernel_generators", name, KERNEL_GENERATORS)
 
 
 @dataclass

@@ -78,3 +78,16 @@ def test_texture_prob_mixes_cc0_crops_and_says_so_in_the_manifest(
     assert set(sources) == {"texture", "dead_leaves"}
     assert _run(tmp_path / "bad", "--texture-prob", "2") == 2
     assert "--texture-prob" in capsys.readouterr().err
+
+
+def test_photo_prob_and_kernels_flags(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from stochdeblur.data.wallpapers import wallpaper_files
+
+    if not wallpaper_files():
+        pytest.skip("no wallpaper photo installed (make photos installs them)")
+    assert _run(tmp_path / "ds", "--count", "8", "--photo-prob", "0.5", "--kernels", "boracchi,gp") == 0
+    rows = (tmp_path / "ds/train/manifest.csv").read_text().splitlines()[1:]
+    sources = [row.rsplit(",", 1)[1] for row in rows]
+    assert any(s.startswith("wallpaper:") for s in sources) and "dead_leaves" in sources
+    assert _run(tmp_path / "bad", "--kernels", "levin") == 2
+    assert "kernel_generators" in capsys.readouterr().err

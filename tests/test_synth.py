@@ -10,9 +10,17 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from stochdeblur.config import DataConfig
-from stochdeblur.data import build_dataset
-from stochdeblur.data.synth import SyntheticPairs, dead_leaves, degrade, motion_kernel
+from stochdeblur.config import KERNEL_GENERATORS, ConfigError, DataConfig
+from stochdeblur.data import build_dataset, synth
+from stochdeblur.data.synth import (
+    GP_LENGTH_SCALES,
+    SyntheticPairs,
+    dead_leaves,
+    degrade,
+    gp_motion_kernel,
+    motion_kernel,
+    pad_kernel,
+)
 
 
 @pytest.mark.parametrize("size", [7, 8, 21, 64, 65])
@@ -152,3 +160,109 @@ def test_build_dataset_synthetic_val_differs_from_train() -> None:
     assert train[0]["name"] != val[0]["name"]
     with pytest.raises(ValueError, match="split"):
         build_dataset(cfg, "test", seed=0)
+
+
+@pytest.mark.parametrize("size", [3, 8, 21, 33])
+def test_gp_kernel_is_a_normalised_centred_psf_unlike_boracchi(size: int) -> None:
+    kernel = gp_motion_kernel(size, np.random.default_rng(size))
+    assert kernel.shape == (size, size) and kernel.dtype == np.float32
+    assert kernel.min() >= 0 and kernel.sum() == pytest.approx(1.0, abs=1e-5)
+    rows, cols = np.mgrid[0:size, 0:size]
+    assert abs((rows * kernel).sum() - size // 2) < 1 and abs((cols * kernel).sum() - size // 2) < 1
+    np.testing.assert_array_equal(kernel, gp_motion_kernel(size, np.random.default_rng(size)))
+    assert not np.allclose(kernel, motion_kernel(size, np.random.default_rng(size)))
+
+
+def test_gp_kernels_span_their_size_and_follow_the_length_scale() -> None:
+    """Every path reaches the border; a long length scale gives a nearly straight (elongated) blur."""
+    def elongation(kernel: np.ndarray) -> float:
+        rows, cols = np.mgrid[0 : kernel.shape[0], 0 : kernel.shape[1]]
+        coords = np.stack([rows.ravel(), cols.ravel()]).astype(np.float64)
+        centred = coords - (coords @ kernel.ravel())[:, None]
+        small, large = np.linalg.eigvalsh((centred * kernel.ravel()) @ centred.T)
+        return small / large
+
+    low, high = GP_LENGTH_SCALES
+    smooth, wiggly = [], []
+    for seed in range(6):
+        kernel = gp_motion_kernel(31, np.random.default_rng(seed), length_scale=high)
+        rows, cols = np.nonzero(kernel > 0)
+        assert min(rows.min(), cols.min()) == 0 or max(rows.max(), cols.max()) >= 29
+        smooth.append(elongation(kernel))
+        wiggly.append(elongation(gp_motion_kernel(31, np.random.default_rng(seed), length_scale=low)))
+    assert np.median(smooth) < np.median(wiggly)
+    with pytest.raises(ValueError, match="at least 3"):
+        gp_motion_kernel(2, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("k", [3, 4, 8, 9])
+def test_pad_kernel_keeps_the_centre_and_the_blur(k: int) -> None:
+    kernel = motion_kernel(k, np.random.default_rng(k))
+    padded = pad_kernel(kernel, 11)
+    top = 11 // 2 - k // 2
+    assert padded.shape == (11, 11) and padded.dtype == kernel.dtype
+    assert padded[11 // 2, 11 // 2] == kernel[k // 2, k // 2] and padded.sum() == pytest.approx(1.0, abs=1e-5)
+    np.testing.assert_array_equal(padded[top : top + k, top : top + k], kernel)
+    # Blurring with the padded kernel is blurring with the original (same pixels, same alignment).
+    sharp = np.random.default_rng(0).uniform(size=(20, 20, 3)).astype(np.float32)
+    blur, target = degrade(sharp, padded, np.random.default_rng(0), quantize=False)
+    bottom = 11 - k - top
+    small_blur, small_target = degrade(sharp[bottom:, bottom:][: 10 + k - 1, : 10 + k - 1], kernel,
+                                       np.random.default_rng(0), quantize=False)
+    np.testing.assert_allclose(blur, small_blur, atol=1e-6)
+    np.testing.assert_array_equal(target, small_target)
+    with pytest.raises(ValueError, match="odd"):
+        pad_kernel(kernel, 12)
+    with pytest.raises(ValueError, match="odd"):
+        pad_kernel(kernel, k - 2 + k % 2)
+
+
+def test_default_stream_is_unchanged_by_the_new_options() -> None:
+    """Without photos and with boracchi kernels only, item i draws exactly what it drew before the options."""
+    pairs = SyntheticPairs(4, 24, kernel_size_min=3, kernel_size_max=11, noise_max=0.02, jpeg_prob=0.5,
+                           seed=4, photo_prob=0.0, kernel_generators=["boracchi"])
+    pairs.set_epoch(2)
+    for i in range(4):
+        rng = np.random.default_rng([4, 2, i])
+        k = int(rng.integers(3, 12))
+        kernel = motion_kernel(k, rng)
+        sharp = dead_leaves(24 + k - 1, 24 + k - 1, rng, texture=True)
+        sigma = float(rng.uniform(0.0, 0.02))
+        quality = int(rng.integers(40, 96)) if rng.uniform() < 0.5 else None
+        blur, target = degrade(sharp, kernel, rng, noise_sigma=sigma, jpeg_quality=quality)
+        sample = pairs.sample(i)
+        np.testing.assert_array_equal(sample.kernel, kernel)
+        np.testing.assert_array_equal(sample.blur, blur)
+        np.testing.assert_array_equal(sample.sharp, target)
+        assert sample.jpeg_quality == quality and sample.source == "dead_leaves"
+
+
+def test_kernel_generators_are_drawn_per_item_and_kernels_batch_together() -> None:
+    names = ["boracchi", "gp"]
+    pairs = SyntheticPairs(8, 16, kernel_size_min=3, kernel_size_max=10, seed=6, kernel_generators=names)
+    used = set()
+    for i in range(8):
+        rng = np.random.default_rng([6, 0, i])
+        k = int(rng.integers(3, 11))
+        name = names[int(rng.integers(2))]
+        used.add(name)
+        np.testing.assert_array_equal(pairs.sample(i).kernel, synth.KERNEL_GENERATORS[name](k, rng))
+    assert used == set(names)
+    batch = next(iter(DataLoader(pairs, batch_size=8)))
+    assert batch["kernel"].shape == (8, 11, 11) and batch["kernel"].dtype == torch.float32
+    assert torch.allclose(batch["kernel"].sum((1, 2)), torch.ones(8), atol=1e-5)
+    with pytest.raises(ValueError, match="kernel_generators"):
+        SyntheticPairs(2, 16, kernel_generators=["levin"])
+
+
+def test_kernel_generator_config_key() -> None:
+    assert set(KERNEL_GENERATORS) == set(synth.KERNEL_GENERATORS)
+    cfg = DataConfig(crop_size=16, val_crop_size=16, val_images=1, kernel_size_min=3, kernel_size_max=33,
+                     kernel_generators=["gp"])
+    train, val = build_dataset(cfg, "train", seed=0), build_dataset(cfg, "val", seed=0)
+    assert train.kernel_generators == val.kernel_generators == ["gp"]
+    assert train[0]["kernel"].shape == (33, 33)
+    with pytest.raises(ConfigError, match="kernel_generators"):
+        DataConfig(kernel_generators=["boracchi", "levin"])
+    with pytest.raises(ConfigError, match="kernel_generators"):
+        DataConfig(kernel_generators=[])

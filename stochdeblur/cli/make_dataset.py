@@ -7,6 +7,7 @@ in a temporary folder and renamed into place, so a crash never leaves half a dat
 Example:
     python scripts/make_dataset.py --dead-leaves --count 8 --size 128 --out /tmp/ds --preview preview.png
     python scripts/make_dataset.py --dead-leaves --texture-prob 0.5 --count 8 --out /tmp/mixed  # as dvsr_default
+    python scripts/make_dataset.py --dead-leaves --photo-prob 0.5 --kernels boracchi,gp --out /tmp/photos
 """
 
 from __future__ import annotations
@@ -61,6 +62,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="with --dead-leaves: fraction of pairs cropped from scikit-image's CC0 images instead (default 0)",
     )
+    parser.add_argument(
+        "--photo-prob",
+        type=float,
+        default=0.0,
+        help="with --dead-leaves: fraction of pairs cropped from the Debian wallpaper photos (make photos)",
+    )
+    parser.add_argument(
+        "--kernels",
+        default="boracchi",
+        metavar="NAMES",
+        help="comma-separated kernel generators drawn per pair: boracchi, gp (default boracchi)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="pair i depends only on (seed, i)")
     parser.add_argument("--split", default="train", help="split folder name (default train)")
     parser.add_argument("--seq-size", type=int, default=100, help="pairs per <SEQ> folder (default 100)")
@@ -97,8 +110,8 @@ def _write_sample(seq_dir: Path, stem: str, sample: SyntheticSample) -> None:
 def _check_args(args: argparse.Namespace) -> None:
     if args.count < 1 or args.size < 8 or args.seq_size < 1:
         raise ValueError("--count and --seq-size must be >= 1 and --size >= 8")
-    if args.noise < 0 or not 0 <= args.jpeg_prob <= 1 or not 0 <= args.texture_prob <= 1:
-        raise ValueError("--noise must be >= 0, --jpeg-prob and --texture-prob in [0, 1]")
+    if args.noise < 0 or not all(0 <= p <= 1 for p in (args.jpeg_prob, args.texture_prob, args.photo_prob)):
+        raise ValueError("--noise must be >= 0, --jpeg-prob, --texture-prob and --photo-prob in [0, 1]")
     target = args.out / args.split
     if target.exists() and any(target.iterdir()) and not args.overwrite:
         raise ValueError(f"{target} already exists and is not empty; pass --overwrite to replace it")
@@ -121,6 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             seed=args.seed,
             texture_images=list(load_training_images().values()) if args.texture_prob > 0 else (),
             texture_prob=args.texture_prob,
+            photo_prob=args.photo_prob,
+            kernel_generators=[name.strip() for name in args.kernels.split(",")],
         )
         previews = _write_dataset(args, pairs)
         if args.preview is not None:

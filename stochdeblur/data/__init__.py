@@ -1,4 +1,7 @@
-"""Training/validation datasets of ``{"blur", "sharp", "name"}`` in [-1, 1], built from ``cfg.data``."""
+"""Training/validation datasets of ``{"blur", "sharp", "name"}`` in [-1, 1], built from ``cfg.data``.
+
+Synthetic pairs also carry their true ``"kernel"`` (zero-padded to a common odd size).
+"""
 
 from __future__ import annotations
 
@@ -22,6 +25,8 @@ def build_dataset(cfg: DataConfig, split: str, seed: int) -> Dataset:
       leaves, or crops of ``sharp_dir``); val = a fixed set of ``val_images`` items at ``val_crop_size``
       from seed ``seed + VAL_SEED_OFFSET`` (sharp images from ``val_root`` when set). ``texture_prob`` of the
       training items (not validation) crop scikit-image's CC0 images instead (:mod:`stochdeblur.data.textures`).
+      Before that, ``photo_prob`` of them crop Debian wallpaper photographs (training only,
+      :mod:`stochdeblur.data.wallpapers`). Kernels come from ``kernel_generators`` (train and val alike).
     * ``gopro``/``hide``/``realblur``/``pairs``: train = random ``crop_size`` crops of ``root/train_split``
       with flips/rot90; val = ``val_images`` evenly spaced pairs (0 = all) of ``(val_root or root)/val_split``,
       centre-cropped to ``val_crop_size`` (0 = full images).
@@ -51,12 +56,14 @@ def _synthetic(cfg: DataConfig, split: str, seed: int) -> SyntheticPairs:
         "kernel_size_max": cfg.kernel_size_max,
         "noise_max": cfg.noise_max,
         "jpeg_prob": cfg.jpeg_prob,
+        "kernel_generators": cfg.kernel_generators,
     }
     if split == "train":
         textures = list(load_training_images().values()) if cfg.texture_prob > 0 else []
         return SyntheticPairs(
             cfg.synthetic_length, cfg.crop_size, sharp_dir=cfg.sharp_dir or None, seed=seed,
-            texture_images=textures, texture_prob=cfg.texture_prob, **common
+            texture_images=textures, texture_prob=cfg.texture_prob, photo_prob=cfg.photo_prob,
+            photo_scales=cfg.photo_scales, **common
         )
     return SyntheticPairs(
         max(1, cfg.val_images),

@@ -16,6 +16,7 @@ from stochdeblur.config import RunConfig
 from stochdeblur.diffusion.sampler import EpsFn, sample
 from stochdeblur.diffusion.schedule import alpha_bar_table, sample_noise_level
 from stochdeblur.models import build_denoiser, build_predictor
+from stochdeblur.models.kernel_aware import KernelAwarePredictor
 from stochdeblur.tiling import tiled_apply
 
 
@@ -30,12 +31,17 @@ class DvSR(nn.Module):
         condition_on_init: also feed x_init to f (the denoiser must then take 9 channels).
         tile_overlap: overlap in pixels when :meth:`restore` runs tiled.
         average_chunk: most samples per denoiser call when averaging (0: auto, see ``sampler.auto_chunk``).
+        kernel_loss_weight, reblur_loss_weight: with a :class:`KernelAwarePredictor`, weights of its kernel
+            supervision (``KernelAwarePredictor.kernel_losses``); training batches must then carry ``"kernel"``.
     """
 
     def __init__(self, predictor: nn.Module, denoiser: nn.Module, alpha_bars: Tensor, *,
                  aux_predictor_weight: float = 0.0, condition_on_init: bool = False, tile_overlap: int = 32,
-                 average_chunk: int = 0) -> None:
+                 average_chunk: int = 0, kernel_loss_weight: float = 0.0, reblur_loss_weight: float = 0.0) -> None:
         super().__init__()
+        if (kernel_loss_weight or reblur_loss_weight) and not isinstance(predictor, KernelAwarePredictor):
+            raise ValueError("kernel supervision needs a kernel-aware predictor (predictor.type=kernel_aware)")
+        self.kernel_weights = {"kernel_l1": kernel_loss_weight, "reblur_l1": reblur_loss_weight}
         self.predictor = predictor
         self.denoiser = denoiser
         self.register_buffer("alpha_bars", alpha_bars.to(torch.float64), persistent=False)
@@ -51,7 +57,8 @@ class DvSR(nn.Module):
         return cls(build_predictor(cfg.predictor), build_denoiser(cfg.denoiser), alpha_bar_table(cfg.diffusion),
                    aux_predictor_weight=cfg.diffusion.aux_predictor_weight,
                    condition_on_init=cfg.denoiser.condition_on_init, tile_overlap=cfg.sample.tile_overlap,
-                   average_chunk=cfg.sample.average_chunk)
+                   average_chunk=cfg.sample.average_chunk, kernel_loss_weight=cfg.predictor.kernel_loss_weight,
+                   reblur_loss_weight=cfg.predictor.reblur_loss_weight)
 
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
         """One group: g and f are optimised together by the joint objective."""
@@ -71,12 +78,21 @@ class DvSR(nn.Module):
             generator: source of the noise levels and ε (torch's default generator when None).
 
         Returns:
-            ``{"loss", "eps_l1"}`` and ``"aux_l1"`` when the auxiliary term is on; scalar tensors.
+            ``{"loss", "eps_l1"}``, ``"aux_l1"`` when the auxiliary term is on and ``"kernel_l1"``/``"reblur_l1"``
+            when the kernel supervision is; scalar tensors.
         """
         if group != "model":
             raise ValueError(f"DvSR has one parameter group 'model', got {group!r}")
         blur, sharp = batch["blur"], batch["sharp"]
-        x_init = self.predictor(blur)
+        supervised = any(self.kernel_weights.values())
+        if supervised:
+            if "kernel" not in batch:
+                raise ValueError("kernel supervision is on but the batch has no 'kernel' (synthetic data carries it;"
+                                 " set predictor.kernel_loss_weight=0 and reblur_loss_weight=0 for real pairs)")
+            run = self.predictor.run(blur)
+            x_init, kernel_terms = run.image, self.predictor.kernel_losses(run, batch)
+        else:
+            x_init, kernel_terms = self.predictor(blur), {}
         residual = sharp - x_init
         sqrt_ab = sample_noise_level(blur.shape[0], self.alpha_bars, generator).to(blur.device)
         noise_device = generator.device if generator is not None else torch.device("cpu")
@@ -88,8 +104,11 @@ class DvSR(nn.Module):
         out = {"loss": eps_l1, "eps_l1": eps_l1.detach()}
         if self.aux_predictor_weight > 0:
             aux = F.l1_loss(x_init.float(), sharp)
-            out["loss"] = eps_l1 + self.aux_predictor_weight * aux
+            out["loss"] = out["loss"] + self.aux_predictor_weight * aux
             out["aux_l1"] = aux.detach()
+        for name, value in kernel_terms.items():
+            out["loss"] = out["loss"] + self.kernel_weights[name] * value
+            out[name] = value.detach()
         return out
 
     def loss(self, batch: dict[str, Tensor], generator: torch.Generator | None = None) -> dict[str, Tensor]:

@@ -13,6 +13,7 @@ from torch import nn
 from stochdeblur.config import DenoiserConfig, PredictorConfig
 from stochdeblur.models.discriminator import NLayerDiscriminator
 from stochdeblur.models.fpn import FPNGenerator
+from stochdeblur.models.kernel_aware import KernelAwarePredictor
 from stochdeblur.models.resnet_gen import ResnetGenerator
 from stochdeblur.models.unet import UNet
 from stochdeblur.models.xy import XYDeblur
@@ -25,10 +26,19 @@ def _unet_predictor(cfg: PredictorConfig) -> nn.Module:
 
 
 def _without_input_residual(cfg: PredictorConfig) -> PredictorConfig:
-    """XYDeblur drives the UNet's encode/decode halves, which never add the input: refuse the flag."""
+    """Only the plain UNet takes the flag (XYDeblur's halves never add the input; the kernel-aware refiner always
+    adds the deconvolution): refuse it elsewhere."""
     if cfg.input_residual:
         raise ValueError("predictor.input_residual applies to predictor.type=unet only")
     return cfg
+
+
+def _kernel_aware_predictor(cfg: PredictorConfig) -> nn.Module:
+    _without_input_residual(cfg)  # the refiner always adds its input (the deconvolution)
+    return KernelAwarePredictor(cfg.kernel_size, estimator_channels=cfg.estimator_channels,
+                                refiner_channels=cfg.base_channels, channel_mults=tuple(cfg.channel_mults),
+                                num_res_blocks=cfg.num_res_blocks, deconv_iterations=cfg.deconv_iterations,
+                                deconv_lam=cfg.deconv_lam or None)
 
 
 def _fpn_predictor(backbone: str) -> Callable[[PredictorConfig], nn.Module]:
@@ -38,6 +48,7 @@ def _fpn_predictor(backbone: str) -> Callable[[PredictorConfig], nn.Module]:
 PREDICTOR_BUILDERS: dict[str, Callable[[PredictorConfig], nn.Module]] = {
     "unet": _unet_predictor,
     "unet_xy": lambda cfg: XYDeblur(_unet_predictor(_without_input_residual(cfg))),
+    "kernel_aware": _kernel_aware_predictor,
     "fpn_mobilenet": _fpn_predictor("mobilenet_v2"),
     "fpn_inception": _fpn_predictor("inception_resnet_v2"),
     "fpn_mobilenet_dsc": _fpn_predictor("mobilenet_dsc"),
@@ -64,6 +75,8 @@ def build_denoiser(cfg: DenoiserConfig) -> UNet:
 MODEL_ZOO: dict[str, Callable[[], nn.Module]] = {
     "dvsr_predictor": lambda: build_predictor(PredictorConfig()),
     "dvsr_denoiser": lambda: build_denoiser(DenoiserConfig()),
+    "kernel_aware_predictor": lambda: build_predictor(PredictorConfig(type="kernel_aware", base_channels=32,
+                                                                      num_res_blocks=2)),
     "fpn_mobilenet": lambda: FPNGenerator("mobilenet_v2"),
     "fpn_inception": lambda: FPNGenerator("inception_resnet_v2"),
     "fpn_mobilenet_dsc": lambda: FPNGenerator("mobilenet_dsc"),
