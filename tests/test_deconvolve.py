@@ -86,7 +86,7 @@ def test_deconvolve_is_differentiable_gradcheck() -> None:
     kernel = torch.rand(3, 3, generator=gen, dtype=torch.float64)
     kernel = (kernel / kernel.sum()).requires_grad_(True)
     for prior in ("tv", "wiener"):
-        assert torch.autograd.gradcheck(lambda a, k: deconvolve(a, k, prior, iterations=3), (y, kernel), eps=1e-6,
+        assert torch.autograd.gradcheck(lambda a, k, prior=prior: deconvolve(a, k, prior, iterations=3), (y, kernel), eps=1e-6,
                                         atol=1e-5)
 
 

@@ -21,13 +21,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from stochdeblur.models.unet import UNet
 from stochdeblur.physics import kernels as K
 from stochdeblur.physics.nonblind import deconvolve
-from stochdeblur.physics.operators import blur_valid, fft_safe
+from stochdeblur.physics.operators import blur_circular, fft_safe
 
 LUMA = (0.299, 0.587, 0.114)
 
@@ -145,7 +144,7 @@ class KernelAwarePredictor(nn.Module):
         kernel_l1 = (estimate - K.pad_to(truth, size)).abs().sum(dim=(-2, -1)).mean()
         sharp, blur = batch["sharp"].float(), batch["blur"].float()
         k = output.kernel.shape[-1]
-        reblurred = blur_valid(F.pad(sharp, (k - 1 - k // 2, k // 2) * 2, mode="replicate"), output.kernel)
-        inner = slice(k, -k) if blur.shape[-1] > 3 * k else slice(None)
+        reblurred = blur_circular(fft_safe(sharp), output.kernel)  # wrap-around reaches k // 2 px: cropped below
+        inner = slice(k, -k) if min(blur.shape[-2:]) > 3 * k else slice(None)
         reblur_l1 = (reblurred - blur)[..., inner, inner].abs().mean()
         return {"kernel_l1": kernel_l1, "reblur_l1": reblur_l1}
