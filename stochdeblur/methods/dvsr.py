@@ -33,15 +33,18 @@ class DvSR(nn.Module):
         average_chunk: most samples per denoiser call when averaging (0: auto, see ``sampler.auto_chunk``).
         kernel_loss_weight, reblur_loss_weight: with a :class:`KernelAwarePredictor`, weights of its kernel
             supervision (``KernelAwarePredictor.kernel_losses``); training batches must then carry ``"kernel"``.
+        kernel_only: the loss is the kernel supervision alone (stage 1: only the estimator learns).
     """
 
     def __init__(self, predictor: nn.Module, denoiser: nn.Module, alpha_bars: Tensor, *,
                  aux_predictor_weight: float = 0.0, condition_on_init: bool = False, tile_overlap: int = 32,
-                 average_chunk: int = 0, kernel_loss_weight: float = 0.0, reblur_loss_weight: float = 0.0) -> None:
+                 average_chunk: int = 0, kernel_loss_weight: float = 0.0, reblur_loss_weight: float = 0.0,
+                 kernel_only: bool = False) -> None:
         super().__init__()
         if (kernel_loss_weight or reblur_loss_weight) and not isinstance(predictor, KernelAwarePredictor):
             raise ValueError("kernel supervision needs a kernel-aware predictor (predictor.type=kernel_aware)")
         self.kernel_weights = {"kernel_l1": kernel_loss_weight, "reblur_l1": reblur_loss_weight}
+        self.kernel_only = kernel_only
         self.predictor = predictor
         self.denoiser = denoiser
         self.register_buffer("alpha_bars", alpha_bars.to(torch.float64), persistent=False)
@@ -58,7 +61,7 @@ class DvSR(nn.Module):
                    aux_predictor_weight=cfg.diffusion.aux_predictor_weight,
                    condition_on_init=cfg.denoiser.condition_on_init, tile_overlap=cfg.sample.tile_overlap,
                    average_chunk=cfg.sample.average_chunk, kernel_loss_weight=cfg.predictor.kernel_loss_weight,
-                   reblur_loss_weight=cfg.predictor.reblur_loss_weight)
+                   reblur_loss_weight=cfg.predictor.reblur_loss_weight, kernel_only=cfg.predictor.kernel_only)
 
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
         """One group: g and f are optimised together by the joint objective."""
@@ -89,8 +92,12 @@ class DvSR(nn.Module):
             if "kernel" not in batch:
                 raise ValueError("kernel supervision is on but the batch has no 'kernel' (synthetic data carries it;"
                                  " set predictor.kernel_loss_weight=0 and reblur_loss_weight=0 for real pairs)")
+            if self.kernel_only:
+                terms = self.predictor.kernel_losses(self.predictor.estimate_kernel(blur), batch)
+                loss = sum(self.kernel_weights[name] * value for name, value in terms.items())
+                return {"loss": loss, **{name: value.detach() for name, value in terms.items()}}
             run = self.predictor.run(blur)
-            x_init, kernel_terms = run.image, self.predictor.kernel_losses(run, batch)
+            x_init, kernel_terms = run.image, self.predictor.kernel_losses(run.kernel, batch)
         else:
             x_init, kernel_terms = self.predictor(blur), {}
         residual = sharp - x_init

@@ -133,18 +133,18 @@ class KernelAwarePredictor(nn.Module):
         """x_init [B,3,H,W] (unclamped) from y [B,3,H,W] in [−1, 1], any H×W ≥ the kernel."""
         return self.run(blur).image
 
-    def kernel_losses(self, output: KernelAwareOutput, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        """Direct supervision of k̂ by the pair's true kernel (``batch["kernel"]``, [B,K,K] centred):
+    def kernel_losses(self, kernel: Tensor, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Direct supervision of the estimate ``kernel`` [B,k,k] by the pair's true kernel (``batch["kernel"]``, [B,K,K] centred):
         ``kernel_l1`` (L1 on the kernels padded to a common size, ×K² so it is O(1)) and ``reblur_l1``
         (L1 between y and the valid blur of the sharp support by k̂ — shape, not pixel position, is what the
         deconvolution needs)."""
         truth = batch["kernel"].float()
-        size = max(truth.shape[-1], output.kernel.shape[-1])
-        estimate = K.pad_to(output.kernel, size)
+        size = max(truth.shape[-1], kernel.shape[-1])
+        estimate = K.pad_to(kernel, size)
         kernel_l1 = (estimate - K.pad_to(truth, size)).abs().sum(dim=(-2, -1)).mean()
         sharp, blur = batch["sharp"].float(), batch["blur"].float()
-        k = output.kernel.shape[-1]
-        reblurred = blur_circular(fft_safe(sharp), output.kernel)  # wrap-around reaches k // 2 px: cropped below
+        k = kernel.shape[-1]
+        reblurred = blur_circular(fft_safe(sharp), kernel)  # wrap-around reaches k // 2 px: cropped below
         inner = slice(k, -k) if min(blur.shape[-2:]) > 3 * k else slice(None)
         reblur_l1 = (reblurred - blur)[..., inner, inner].abs().mean()
         return {"kernel_l1": kernel_l1, "reblur_l1": reblur_l1}
