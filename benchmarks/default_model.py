@@ -5,12 +5,17 @@
 
 Data: the ``PhotoPairs`` set the trainer monitors (scikit-image/matplotlib sample photos, seeded camera-shake
 kernels of 7–33 px, σ = 0.01 noise, 256² centre crops). Methods, in one run: the blurry input; Wiener
-(NSR 1e-2) and Richardson–Lucy (30 iterations) deconvolution told the TRUE kernel; optionally a blind
-one-shot model (``--baseline DIR``, e.g. a DeblurGAN-v2 run); the model's predictor alone; averaging (10 steps
-× 4 samples); perceptual (500 steps, 1 sample). Per image and mean: PSNR, SSIM,
-the gradient-energy ratio (``metrics.gradient_energy_ratio``: output/sharp mean squared luminance gradient,
+and Richardson–Lucy (30 iterations) deconvolution told the TRUE kernel; ``oracle`` = the TV deconvolution of
+``stochdeblur.physics`` told the true kernel (the ceiling of any method that estimates the kernel and then
+deconvolves); ``blind-classical`` = blind kernel estimation + the same deconvolution (``baselines.blind_deconvolve``,
+no network); optionally a blind one-shot model (``--baseline DIR``, e.g. a DeblurGAN-v2 run); the model's
+predictor alone; averaging (10 steps × 4 samples); perceptual (500 steps, 1 sample). Per image and mean: PSNR,
+SSIM, the gradient-energy ratio (``metrics.gradient_energy_ratio``: output/sharp mean squared luminance gradient,
 1 = the sharp photo's detail, <1 blurrier, >1 sharper or noisier) and seconds per image; plus the margin of
-averaging over the blurry input (dB) per image. Outputs are rounded to 8 bits before scoring.
+averaging over the blurry input (dB) per image. For every method that estimates a kernel (blind-classical, a
+kernel-aware model's predictor) the kernel error: NCC with the true kernel (max over shifts; 1 = same shape) and
+Levin et al.'s error ratio (MSE of the TV deconvolution with the estimate ÷ MSE with the true kernel; ≤ 3 counts
+as a success in their study). Outputs are rounded to 8 bits before scoring.
 Results: ``<out>/default_model.{json,md}`` (written atomically, with the CPU and the command).
 """
 
@@ -25,27 +30,55 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from stochdeblur.baselines import richardson_lucy, wiener_deconvolve
+from stochdeblur.baselines import blind_deconvolve, richardson_lucy, wiener_deconvolve
 from stochdeblur.cli.demo import KERNEL_MAX, NOISE, demo_modes, load_model, quantize, restore_timed
 from stochdeblur.data.photos import PhotoPairs
 from stochdeblur.evaluate import Mode
 from stochdeblur.metrics import gradient_energy_ratio, mean_or_none, psnr, ssim
+from stochdeblur.physics import deconvolve
+from stochdeblur.physics.kernels import ncc
 from stochdeblur.utils import describe_cpu, write_report
 
 RESULTS = Path(__file__).parent / "results"
-METRICS = ("psnr", "ssim", "grad_ratio", "seconds")
+METRICS = ("psnr", "ssim", "grad_ratio", "seconds", "kernel_ncc", "error_ratio")
+ORACLE, BLIND = "oracle", "blind-classical"
+
+
+def _oracle(blur: Tensor, kernel: np.ndarray) -> Tensor:
+    return deconvolve(blur, torch.from_numpy(kernel)).clamp(-1, 1)
+
+
 CLASSICAL: dict[str, Callable[[Tensor, np.ndarray], Tensor]] = {
     "wiener (true kernel)": wiener_deconvolve,
     "richardson-lucy (true kernel)": richardson_lucy,
+    ORACLE: _oracle,
 }
 
 
 def _scores(image: Tensor, sharp: Tensor, seconds: float | None) -> dict[str, float | None]:
     return {"psnr": psnr(image, sharp), "ssim": ssim(image, sharp),
-            "grad_ratio": gradient_energy_ratio(image, sharp), "seconds": seconds}
+            "grad_ratio": gradient_energy_ratio(image, sharp), "seconds": seconds, "kernel_ncc": None,
+            "error_ratio": None}
+
+
+def kernel_error(estimate: Tensor, blur: Tensor, kernel: Tensor, sharp: Tensor) -> dict[str, float]:
+    """NCC of ``estimate`` with the true ``kernel`` and Levin et al.'s error ratio (MSE of the TV deconvolution
+    with the estimate ÷ with the true kernel), both on [3,H,W] images in [−1, 1]."""
+    with_estimate = quantize(deconvolve(blur, estimate.float().cpu()))
+    with_truth = quantize(deconvolve(blur, kernel))
+    ratio = float(((with_estimate - sharp) ** 2).mean() / ((with_truth - sharp) ** 2).mean().clamp_min(1e-12))
+    return {"kernel_ncc": ncc(estimate, kernel), "error_ratio": ratio}
+
+
+def _blind(blur: Tensor, kernel: Tensor, sharp: Tensor) -> dict[str, float | None]:
+    start = time.perf_counter()
+    restored, estimate = blind_deconvolve(blur, kernel_size=max(kernel.shape[-1], KERNEL_MAX))
+    scores = _scores(quantize(restored), sharp, time.perf_counter() - start)
+    return {**scores, **kernel_error(estimate, blur, kernel, sharp)}
 
 
 def _classical(method: Callable[[Tensor, np.ndarray], Tensor], blur: Tensor, kernel: Tensor,
@@ -66,10 +99,10 @@ def benchmark(model: nn.Module, dataset: PhotoPairs, *, limit: int | None = None
     """
     modes = demo_modes(perceptual_steps)
     baselines = baselines or {}
-    methods = ["blurry", *CLASSICAL, *baselines, *[m.label for m in modes]]
+    methods = ["blurry", *CLASSICAL, BLIND, *baselines, *[m.label for m in modes]]
     count = len(dataset) if limit is None else min(limit, len(dataset))
     rows = []
-    bar = tqdm(total=count * (len(CLASSICAL) + len(baselines) + len(modes)), desc="benchmark", unit="restore")
+    bar = tqdm(total=count * (len(CLASSICAL) + 1 + len(baselines) + len(modes)), desc="benchmark", unit="restore")
     for index in range(count):
         item = dataset[index]
         blur, sharp = item["blur"], item["sharp"]
@@ -79,6 +112,9 @@ def benchmark(model: nn.Module, dataset: PhotoPairs, *, limit: int | None = None
             bar.set_postfix_str(f"{item['name']}: {label}")
             row[label] = _classical(method, blur, item["kernel"], sharp)
             bar.update(1)
+        bar.set_postfix_str(f"{item['name']}: {BLIND}")
+        row[BLIND] = _blind(blur, item["kernel"], sharp)
+        bar.update(1)
         for label, baseline in baselines.items():
             bar.set_postfix_str(f"{item['name']}: {label}")
             restored, seconds = restore_timed(baseline, blur, Mode(label=label), precision=precision)
@@ -89,6 +125,9 @@ def benchmark(model: nn.Module, dataset: PhotoPairs, *, limit: int | None = None
             restored, seconds = restore_timed(model, blur, mode, seed=seed, precision=precision)
             row[mode.label] = _scores(restored, sharp, seconds)
             bar.update(1)
+        estimate = model.estimate_kernels(blur[None])
+        if estimate is not None:  # a kernel-aware predictor: its k̂ is scored where the predictor row is
+            row["predictor"].update(kernel_error(estimate[0], blur, item["kernel"], sharp))
         row["average_margin_db"] = row["average"]["psnr"] - row["blurry"]["psnr"]
         rows.append(row)
     bar.close()
@@ -108,11 +147,12 @@ def markdown(result: dict[str, Any]) -> str:
              f"- model: `{result['model']}`; precision {result['precision']}; CPU: {result['cpu']}",
              f"- command: `{result['command']}`",
              f"- data: PhotoPairs, kernels 7–{KERNEL_MAX} px, σ = {NOISE}, {result['size']}² crops, seed {result['seed']}",
-             "", "| method | PSNR ↑ | SSIM ↑ | grad. energy (→1) | s/image |", "|---|---:|---:|---:|---:|"]
+             "", "| method | PSNR ↑ | SSIM ↑ | grad. energy (→1) | s/image | kernel NCC ↑ | error ratio ↓ |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
     for m in methods:
         v = mean[m]
         lines.append(f"| {m} | {_fmt(v['psnr'], 2)} | {_fmt(v['ssim'], 4)} | {_fmt(v['grad_ratio'], 3)} | "
-                     f"{_fmt(v['seconds'], 2)} |")
+                     f"{_fmt(v['seconds'], 2)} | {_fmt(v['kernel_ncc'], 3)} | {_fmt(v['error_ratio'], 2)} |")
     lines += ["", f"Mean margin of averaging over the blurry input: **{_fmt(mean['average_margin_db'], 2)} dB**.", "",
               "PSNR (dB) per image:", "",
               "| image | kernel px | " + " | ".join(methods) + " | averaging − blurry |",
@@ -122,8 +162,9 @@ def markdown(result: dict[str, Any]) -> str:
         lines.append(f"| {r['name']} | {r['kernel_size']} | " + " | ".join(cells) + f" | {r['average_margin_db']:+.2f} |")
     lines += ["", "Grad. energy: mean squared luminance gradient of the output over the sharp photo's "
               "(`metrics.gradient_energy_ratio`; 1 = as detailed as the truth, < 1 blurrier, > 1 sharper or noisier). "
-              "PSNR/SSIM: torchmetrics, RGB in [0, 1], outputs rounded to 8 bits. Wiener/RL are told the true kernel; "
-              "the models are blind."]
+              "PSNR/SSIM: torchmetrics, RGB in [0, 1], outputs rounded to 8 bits. Wiener/RL/oracle are told the true "
+              "kernel; blind-classical and the models are blind. Kernel NCC / error ratio: see the script's docstring "
+              "(– where a method estimates no kernel)."]
     return "\n".join(lines) + "\n"
 
 

@@ -18,7 +18,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 PREDICTOR_TYPES = ("unet", "unet_xy", "kernel_aware", "fpn_mobilenet", "fpn_inception", "fpn_mobilenet_dsc")
 GENERATOR_TYPES = ("fpn_mobilenet", "fpn_inception", "fpn_mobilenet_dsc", "resnet_v1", "unet", "unet_xy")
-METHODS = ("dvsr", "deblurganv2", "deblurgan_v1")
+METHODS = ("dvsr", "deblurganv2", "deblurgan_v1", "classical")
 DATA_KINDS = ("synthetic", "gopro", "hide", "realblur", "pairs")
 KERNEL_GENERATORS = ("boracchi", "gp")  # stochdeblur.data.synth.KERNEL_GENERATORS
 
@@ -100,11 +100,27 @@ class DiffusionConfig:
 
 
 @dataclass
+class ModePreset:
+    """One named inference mode of ``sample.modes``: ``steps`` reverse steps, ``average`` samples averaged."""
+
+    steps: int = 10
+    average: int = 1
+
+
+BUILTIN_MODES = ("predictor", "average")  # predictor = steps 0; average = sample.steps × sample.average
+
+
+@dataclass
 class SampleConfig:
-    """Inference defaults: 10-step averaging of 4 samples; ``steps=500, average=1`` is the perceptual mode."""
+    """Inference defaults and the named modes of ``--mode`` (:meth:`presets`, :func:`resolve_mode`).
+
+    ``steps`` × ``average`` is the averaging mode, the default of the CLIs and of validation during training.
+    """
 
     steps: int = 10
     average: int = 4
+    # further named modes for --mode / restore(mode=...); "predictor" and "average" are built in (BUILTIN_MODES)
+    modes: dict[str, ModePreset] = field(default_factory=lambda: {"perceptual": ModePreset(steps=500, average=1)})
     sampler: str = "ddpm"
     seed: int = 0
     tile: int = 512
@@ -112,11 +128,46 @@ class SampleConfig:
     # most samples per denoiser call in averaging mode; 0 = auto (all K on a GPU; on a CPU as many as fit
     # 256² pixels per call, since there a K-row batch costs more than K single rows: benchmarks/sampler.py)
     average_chunk: int = 0
+    # method=classical (blind kernel estimation + TV deconvolution, no network): the largest blur it estimates
+    kernel_size: int = 33
 
     def __post_init__(self) -> None:
+        if self.kernel_size < 3:
+            raise ConfigError(f"sample.kernel_size={self.kernel_size} must be >= 3")
         if self.average_chunk < 0:
             raise ConfigError(f"sample.average_chunk={self.average_chunk} must be >= 0 (0 = auto)")
         _check_choice("sample", "sampler", self.sampler, ("ddpm", "ddim", "dpmsolver"))
+        if self.steps < 0 or self.average < 1:
+            raise ConfigError(f"sample: need steps >= 0 ({self.steps}) and average >= 1 ({self.average})")
+        for name, preset in self.modes.items():
+            if name in BUILTIN_MODES:
+                raise ConfigError(f"sample.modes.{name}: '{name}' is built in (predictor = 0 steps, average = "
+                                  "sample.steps × sample.average); set those instead")
+            if preset.steps < 0 or preset.average < 1:
+                raise ConfigError(f"sample.modes.{name}: need steps >= 0 ({preset.steps}) and average >= 1 "
+                                  f"({preset.average})")
+
+    def presets(self) -> dict[str, ModePreset]:
+        """Every named mode: predictor (0 steps), average (``steps`` × ``average``) and ``modes``."""
+        return {"predictor": ModePreset(0, 1), "average": ModePreset(self.steps, self.average), **self.modes}
+
+
+def resolve_mode(presets: dict[str, ModePreset], mode: str | None = None, steps: int | None = None,
+                 average: int | None = None) -> tuple[int, int]:
+    """(steps, average) of a request: the preset named ``mode`` with an explicit ``steps``/``average`` replacing
+    its value; without a mode, ``steps`` (None = 0 = predictor only) × ``average`` (None = one sample).
+
+    Raises:
+        ValueError: ``mode`` is not in ``presets`` (the message lists them), or steps < 0 / average < 1.
+    """
+    if mode is not None and mode not in presets:
+        raise ValueError(f"unknown mode {mode!r}; this model has {', '.join(presets)}")
+    preset = presets[mode] if mode is not None else ModePreset(0, 1)
+    steps = preset.steps if steps is None else steps
+    average = preset.average if average is None else average
+    if steps < 0 or average < 1:
+        raise ValueError(f"need steps >= 0 and average >= 1, got steps={steps}, average={average}")
+    return steps, average if steps else 1
 
 
 @dataclass
@@ -224,6 +275,9 @@ class TrainConfig:
     # a model directory (model.safetensors + config.json) whose weights start the run, e.g. to go on
     # training the shipped default: stochdeblur/weights/default. Optimizer and schedule start fresh.
     init_from: str = ""
+    # with init_from: start only these submodules from it (prefixes of the state dict, e.g. [denoiser] to take
+    # the residual denoiser f of a model with the same f while g starts fresh); empty = the whole model
+    init_modules: list[str] = field(default_factory=list)
     # NHWC layout for the model's conv weights and every batch: 1.3x faster training steps on a CPU
     # (oneDNN), also the fast layout for tensor cores. Checkpoints and exports are layout-free.
     channels_last: bool = True

@@ -25,6 +25,7 @@ from stochdeblur.methods import build_method
 from stochdeblur.utils import atomic_dir
 
 WEIGHTS_NAME = "model.safetensors"
+CLASSICAL = "classical"  # the network-free method's name in load()
 CONFIG_NAME = "config.json"
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 DEFAULT_MODEL_DIR = WEIGHTS_DIR / "default"
@@ -98,7 +99,10 @@ def _names(items: list[str], limit: int = 8) -> str:
 
 def check_state_dict(model: nn.Module, state: dict[str, Tensor], source: str) -> None:
     """Raise :class:`CheckpointError` naming missing, unexpected and shape-mismatched tensors."""
-    expected = model.state_dict()
+    _check_tensors(model.state_dict(), state, source)
+
+
+def _check_tensors(expected: dict[str, Tensor], state: dict[str, Tensor], source: str) -> None:
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     mismatched = sorted(f"{k} {tuple(state[k].shape)} vs {tuple(expected[k].shape)}"
@@ -122,13 +126,27 @@ def _locate(path: Path) -> tuple[Path, Path]:
     raise CheckpointError(f"{path}: no {WEIGHTS_NAME} (or model.pt/.pth) in this directory")
 
 
-def load_weights_into(model: nn.Module, directory: str | Path) -> None:
+def load_weights_into(model: nn.Module, directory: str | Path, modules: list[str] | None = None) -> None:
     """Load a saved model's weights into ``model`` (same architecture), e.g. to start training from them.
+
+    With ``modules`` (state-dict prefixes such as ``["denoiser"]``), only those submodules are loaded and checked;
+    the rest of ``model`` keeps its initialisation.
 
     Raises:
         CheckpointError: missing or unreadable weights, or tensors that do not match ``model`` (named).
     """
-    _load_checked(model, _locate(Path(directory))[0])
+    path = _locate(Path(directory))[0]
+    if not modules:
+        _load_checked(model, path)
+        return
+    inside = lambda name: any(name == m or name.startswith(m + ".") for m in modules)  # noqa: E731
+    state = {k: v for k, v in _read_weights(path).items() if inside(k)}
+    wanted = {k: v for k, v in model.state_dict().items() if inside(k)}
+    if not wanted:
+        raise CheckpointError(f"{path}: the model has no submodule {', '.join(modules)}")
+    _check_tensors(wanted, state, str(path))
+    model.load_state_dict({**model.state_dict(), **state})
+
 
 
 def _load_checked(model: nn.Module, weights_path: Path) -> None:
@@ -199,7 +217,8 @@ def load_default(device: str | torch.device = "cpu", name: str = "default") -> t
 
 
 def load(spec: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, RunConfig]:
-    """A model directory or weights file, or else the model of that name shipped in ``stochdeblur/weights/``.
+    """A model directory or weights file, or else the model of that name shipped in ``stochdeblur/weights/``, or
+    ``"classical"`` (blind kernel estimation + deconvolution, :mod:`stochdeblur.methods.classical`: no weights).
 
     An existing path always wins, so a folder called like a shipped model is still read as a folder.
 
@@ -212,5 +231,8 @@ def load(spec: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Modul
         return load_pretrained(path, device)
     if str(spec) in shipped_models():
         return load_default(device, name=str(spec))
+    if str(spec) == CLASSICAL:
+        cfg = RunConfig(name=CLASSICAL, method=CLASSICAL)
+        return build_method(cfg).to(device).eval(), cfg
     raise CheckpointError(f"{path}: no such checkpoint directory or file, nor a shipped model "
-                          f"(shipped: {_shipped_list()})")
+                          f"(shipped: {_shipped_list()}; or '{CLASSICAL}' for the network-free method)")

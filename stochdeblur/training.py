@@ -132,7 +132,7 @@ class Trainer:
             torch.manual_seed(cfg.train.seed)
             method = build_method(cfg)
         if cfg.train.init_from:
-            load_weights_into(method, cfg.train.init_from)
+            load_weights_into(method, cfg.train.init_from, cfg.train.init_modules)
         if cfg.train.channels_last:
             method = method.to(memory_format=torch.channels_last)
         groups = method.param_groups()

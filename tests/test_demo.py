@@ -83,12 +83,15 @@ def test_benchmark_writes_every_method_and_image(checkpoint: Path, tmp_path: Pat
             "--perceptual-steps", "2", "--precision", "no", "--baseline", str(gan)]
     assert bench.main(argv) == 0
     result = json.loads((tmp_path / "default_model.json").read_text())
-    methods = ["blurry", "wiener (true kernel)", "richardson-lucy (true kernel)", f"{gan} (one shot)", *MODES]
+    methods = ["blurry", "wiener (true kernel)", "richardson-lucy (true kernel)", "oracle", "blind-classical",
+               f"{gan} (one shot)", *MODES]
     assert result["methods"] == methods and len(result["images"]) == 2
     for row in result["images"]:
         assert all(row[m]["psnr"] is not None and row[m]["grad_ratio"] is not None for m in methods)
         assert row["average_margin_db"] == pytest.approx(row["average"]["psnr"] - row["blurry"]["psnr"])
         assert row["blurry"]["seconds"] is None and row["perceptual"]["seconds"] > 0
+        assert 0 < row["blind-classical"]["kernel_ncc"] <= 1 and row["blind-classical"]["error_ratio"] > 0
+        assert row["predictor"]["kernel_ncc"] is None  # a plain UNet estimates no kernel
     assert "--limit 2" in result["command"] and result["cpu"]
     table = (tmp_path / "default_model.md").read_text()
     assert all(f"| {m} |" in table for m in methods)
@@ -104,7 +107,8 @@ def test_kernel_size_benchmark_reports_a_gain_per_size(checkpoint: Path, tmp_pat
     result = json.loads((tmp_path / "kernel_sizes.json").read_text())
     assert [r["kernel_size"] for r in result["rows"]] == [5, 9]
     for row in result["rows"]:
-        assert set(row["gain_db"]) == {"predictor", "richardson-lucy (true kernel)"} and row["images"] >= 1
+        assert set(row["gain_db"]) == {"predictor", "richardson-lucy (true kernel)", "oracle", "blind-classical"}
+        assert row["images"] >= 1 and 0 < row["kernel_ncc"]["blind-classical"] <= 1
         assert all(isinstance(v, float) for v in row["gain_db"].values())
     assert "| 9 |" in (tmp_path / "kernel_sizes.md").read_text()
     assert bench.main([*argv, "--modes", "sharpest"]) == 2

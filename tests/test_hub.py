@@ -132,3 +132,23 @@ def test_every_shipped_model_passes_its_hash_and_restores(name: str) -> None:
         x = model.restore(y)
     assert x.shape == y.shape and x.dtype == torch.float32 and x.abs().max() <= 1.0
     assert cfg.name
+
+
+def test_init_modules_loads_only_the_named_submodules(saved: tuple[Path, torch.nn.Module]) -> None:
+    path, source = saved
+    torch.manual_seed(123)
+    target = build_method(load_config(overrides=TINY))
+    before = {k: v.clone() for k, v in target.predictor.state_dict().items()}
+    hub.load_weights_into(target, path, ["denoiser"])
+    assert all(torch.equal(a, b) for a, b in zip(target.denoiser.state_dict().values(),
+                                                 source.denoiser.state_dict().values(), strict=True))
+    assert all(torch.equal(before[k], v) for k, v in target.predictor.state_dict().items())
+    with pytest.raises(CheckpointError, match="no submodule"):
+        hub.load_weights_into(target, path, ["refiner"])
+
+
+def test_classical_is_a_method_without_weights() -> None:
+    model, cfg = hub.load("classical")
+    assert cfg.method == "classical" and not list(model.parameters())
+    with pytest.raises(ValueError, match="nothing to train|no parameters"):
+        model.param_groups()

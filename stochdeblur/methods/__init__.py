@@ -7,6 +7,7 @@ from collections.abc import Callable
 from torch import nn
 
 from stochdeblur.config import RunConfig
+from stochdeblur.methods.classical import ClassicalDeblurrer
 from stochdeblur.methods.dvsr import DvSR
 from stochdeblur.methods.gan import DeblurGAN
 
@@ -14,6 +15,7 @@ METHOD_BUILDERS: dict[str, Callable[[RunConfig], nn.Module]] = {
     "dvsr": DvSR.from_config,
     "deblurganv2": DeblurGAN.from_config,
     "deblurgan_v1": DeblurGAN.from_config,
+    "classical": ClassicalDeblurrer.from_config,
 }
 
 

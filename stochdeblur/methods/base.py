@@ -13,6 +13,8 @@ from typing import Protocol, runtime_checkable
 import torch
 from torch import Tensor, nn
 
+from stochdeblur.diffusion.sampler import Restoration
+
 
 @runtime_checkable
 class Predictor(Protocol):
@@ -37,5 +39,14 @@ class Method(Protocol):
     def forward(self, batch: dict[str, Tensor], group: str) -> dict[str, Tensor]: ...
 
     @torch.no_grad()
-    def restore(self, blur: Tensor, *, steps: int | None = None, average: int = 1, seed: int = 0,
-                sampler: str = "ddpm", tile: int | None = None, progress: bool = False) -> Tensor: ...
+    def restore(self, blur: Tensor, *, mode: str | None = None, steps: int | None = None, average: int | None = None,
+                seed: int = 0, sampler: str = "ddpm", tile: int | None = None, progress: bool = False,
+                return_samples: bool = False) -> Tensor | Restoration:
+        """Deblur y [B,3,H,W] → [B,3,H,W] in [-1, 1]; with ``return_samples`` a :class:`Restoration` (the image,
+        its K samples and their σ map). ``mode`` names a preset ("predictor", "average", "perceptual");
+        one-shot methods accept and ignore it and the diffusion arguments."""
+        ...
+
+    def estimate_kernels(self, blur: Tensor) -> Tensor | None:
+        """The blur kernels [B, k, k] the method estimates for a batch, or None when it estimates none."""
+        ...

@@ -3,7 +3,9 @@
 A deterministic predictor g gives x_init = g(y); a small denoiser f models the residual z = x − x_init by
 diffusion, conditioned on the blurry y and the continuous noise level √ᾱ. Both are trained jointly with one
 L1 ε-loss (DESIGN.md §3), gradients reaching g through the residual. Inference: predictor only (``steps=0``),
-perceptual mode (T=500, one sample) or averaging mode (T=10, K samples averaged).
+perceptual mode (T=500, one sample) or averaging mode (T=10, K samples averaged), by name with
+``restore(y, mode=...)`` (the presets of ``sample.modes``); ``return_samples=True`` also gives the K samples and
+their per-pixel spread.
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from stochdeblur.config import RunConfig
-from stochdeblur.diffusion.sampler import EpsFn, sample
+from stochdeblur.config import ModePreset, RunConfig, SampleConfig, resolve_mode
+from stochdeblur.diffusion.sampler import EpsFn, Restoration, sample, sample_all
 from stochdeblur.diffusion.schedule import alpha_bar_table, sample_noise_level
 from stochdeblur.models import build_denoiser, build_predictor
 from stochdeblur.models.kernel_aware import KernelAwarePredictor
@@ -34,13 +36,15 @@ class DvSR(nn.Module):
         kernel_loss_weight, reblur_loss_weight: with a :class:`KernelAwarePredictor`, weights of its kernel
             supervision (``KernelAwarePredictor.kernel_losses``); training batches must then carry ``"kernel"``.
         kernel_only: the loss is the kernel supervision alone (stage 1: only the estimator learns).
+        modes: the named modes of :meth:`restore` (``SampleConfig.presets``; default: those of ``SampleConfig()``).
     """
 
     def __init__(self, predictor: nn.Module, denoiser: nn.Module, alpha_bars: Tensor, *,
                  aux_predictor_weight: float = 0.0, condition_on_init: bool = False, tile_overlap: int = 32,
                  average_chunk: int = 0, kernel_loss_weight: float = 0.0, reblur_loss_weight: float = 0.0,
-                 kernel_only: bool = False) -> None:
+                 kernel_only: bool = False, modes: dict[str, ModePreset] | None = None) -> None:
         super().__init__()
+        self.modes = SampleConfig().presets() if modes is None else dict(modes)
         if (kernel_loss_weight or reblur_loss_weight) and not isinstance(predictor, KernelAwarePredictor):
             raise ValueError("kernel supervision needs a kernel-aware predictor (predictor.type=kernel_aware)")
         self.kernel_weights = {"kernel_l1": kernel_loss_weight, "reblur_l1": reblur_loss_weight}
@@ -61,7 +65,8 @@ class DvSR(nn.Module):
                    aux_predictor_weight=cfg.diffusion.aux_predictor_weight,
                    condition_on_init=cfg.denoiser.condition_on_init, tile_overlap=cfg.sample.tile_overlap,
                    average_chunk=cfg.sample.average_chunk, kernel_loss_weight=cfg.predictor.kernel_loss_weight,
-                   reblur_loss_weight=cfg.predictor.reblur_loss_weight, kernel_only=cfg.predictor.kernel_only)
+                   reblur_loss_weight=cfg.predictor.reblur_loss_weight, kernel_only=cfg.predictor.kernel_only,
+                   modes=cfg.sample.presets())
 
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
         """One group: g and f are optimised together by the joint objective."""
@@ -151,18 +156,34 @@ class DvSR(nn.Module):
         return tiled_eps
 
     @torch.no_grad()
-    def restore(self, blur: Tensor, *, steps: int | None = None, average: int = 1, seed: int = 0,
-                sampler: str = "ddpm", tile: int | None = None, progress: bool = False) -> Tensor:
+    def restore(self, blur: Tensor, *, mode: str | None = None, steps: int | None = None, average: int | None = None,
+                seed: int = 0, sampler: str = "ddpm", tile: int | None = None, progress: bool = False,
+                return_samples: bool = False) -> Tensor | Restoration:
         """Deblur a batch: g only when ``steps`` is None/0, else g + ``steps`` reverse steps, ``average`` samples.
+
+        ``mode`` names a preset of :attr:`modes` ("predictor", "average", "perceptual", ...) whose steps/average
+        an explicit ``steps``/``average`` replaces (:func:`~stochdeblur.config.resolve_mode`); without a mode,
+        ``average`` defaults to one sample. ``return_samples=True`` returns a
+        :class:`~stochdeblur.diffusion.sampler.Restoration` (the same image, the K samples, their σ map).
 
         Shape: [B,3,H,W] in [-1,1], any H×W → [B,3,H,W] in [-1,1] (float32).
         """
+        steps, average = resolve_mode(self.modes, mode, steps, average)
         x_init = self.predict_init(blur, tile)
         if not steps:
-            return x_init.clamp(-1.0, 1.0)
+            image = x_init.clamp(-1.0, 1.0)
+            return Restoration.from_samples(image.unsqueeze(0), image) if return_samples else image
         cond = self.condition(blur, x_init.to(blur.dtype))
-        return sample(self.eps_fn(blur, tile), cond, x_init, steps, average=average, seed=seed,
-                      sampler=sampler, progress=progress, chunk=self.average_chunk)
+        draw = sample_all if return_samples else sample
+        return draw(self.eps_fn(blur, tile), cond, x_init, steps, average=average, seed=seed, sampler=sampler,
+                    progress=progress, chunk=self.average_chunk)
+
+    @torch.no_grad()
+    def estimate_kernels(self, blur: Tensor) -> Tensor | None:
+        """The kernel-aware predictor's estimates k̂ [B, k, k] for y [B,3,H,W] (whole image), else None."""
+        if isinstance(self.predictor, KernelAwarePredictor):
+            return self.predictor.estimate_kernel(blur)
+        return None
 
     @torch.no_grad()
     def validation_images(self, blur: Tensor) -> dict[str, Tensor]:

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from stochdeblur.config import RunConfig
+from stochdeblur.diffusion.sampler import Restoration
 from stochdeblur.losses import RaGANLS, VGGPerceptual, gradient_penalty, wgan_g_loss, wgan_gp_d_loss
 from stochdeblur.models.discriminator import DoubleScaleDiscriminator
 from stochdeblur.tiling import tiled_apply
@@ -198,9 +199,11 @@ class DeblurGAN(nn.Module):
         return out
 
     @torch.no_grad()
-    def restore(self, blur: Tensor, *, steps: int | None = None, average: int = 1, seed: int = 0,
-                sampler: str = "ddpm", tile: int | None = None, progress: bool = False) -> Tensor:
-        """One-shot deblurring by the generator (the diffusion arguments are ignored); tiled if ``tile`` is set.
+    def restore(self, blur: Tensor, *, mode: str | None = None, steps: int | None = None, average: int | None = None,
+                seed: int = 0, sampler: str = "ddpm", tile: int | None = None, progress: bool = False,
+                return_samples: bool = False) -> Tensor | Restoration:
+        """One-shot deblurring by the generator (mode and the diffusion arguments are ignored); tiled if ``tile``
+        is set. ``return_samples=True`` wraps the output as its single sample (σ = 0).
 
         Shape: [B,3,H,W] in [-1,1], any H×W → [B,3,H,W] in [-1,1] (float32).
         """
@@ -209,5 +212,10 @@ class DeblurGAN(nn.Module):
                               multiple=self.size_multiple)
         else:
             out = self.generator(blur)
-        return out.float().clamp(-1.0, 1.0)
+        out = out.float().clamp(-1.0, 1.0)
+        return Restoration.from_samples(out.unsqueeze(0), out) if return_samples else out
+
+    def estimate_kernels(self, blur: Tensor) -> None:
+        """The GAN generators estimate no kernel (``--save-kernel`` says so)."""
+        return None
 
