@@ -6,7 +6,8 @@
 MACs are counted exactly by ``torch.utils.flop_counter.FlopCounterMode`` (GMAC = FLOPs / 2) on the ``meta``
 device, so no memory is allocated and no arithmetic is run, even at 720×1280. A network is fed
 ``model.example_inputs(h, w)`` when it defines that method, else one ``[1, in_channels, h, w]`` image
-(plus a noise level when ``model.noise_embed`` is true).
+(plus a noise level when ``model.noise_embed`` is true). FFTs are not counted (FlopCounterMode has no rule for
+them): the kernel-aware predictor's kernel fit and deconvolution, O(HW log HW) per iteration, are left out.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ Any H×W; each tile of a tiled restoration estimates its own kernel (spatially v
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -85,6 +86,11 @@ def least_squares_kernel(blurry: Tensor, sharp: Tensor, size: int, reg: float = 
     return fft_safe(K.normalize(kernel - floor * peak))
 
 
+def _fp32(device: torch.device) -> AbstractContextManager[object]:
+    """Autocast off (the FFT solve needs fp32) where autocast exists; the ``meta`` device has none."""
+    return torch.autocast(device.type, enabled=False) if device.type in ("cpu", "cuda") else nullcontext()
+
+
 class KernelAwarePredictor(nn.Module):
     """g(y) = x_dec + R([x_dec, y]), x_dec = deconvolve(y, E(y)) (see the module docstring).
 
@@ -123,7 +129,7 @@ class KernelAwarePredictor(nn.Module):
     def run(self, blur: Tensor) -> KernelAwareOutput:
         """All intermediate results of g on y [B,3,H,W] in [−1, 1]."""
         kernel = self.estimate_kernel(blur)
-        with torch.autocast(device_type=blur.device.type, enabled=False):
+        with _fp32(blur.device):
             deconvolved = deconvolve(blur.float(), kernel, "tv", lam=self.deconv_lam,
                                      iterations=self.deconv_iterations).clamp(-1.5, 1.5)
         image = self.refiner(torch.cat([deconvolved.to(blur.dtype), blur], dim=1))
