@@ -55,6 +55,8 @@ class PredictorConfig:
     deconv_lam: float = 0.0
     kernel_loss_weight: float = 0.0
     reblur_loss_weight: float = 0.0
+    # and the dense one: L1 between the gradients of E's sharp luminance and the sharp image's
+    edge_loss_weight: float = 0.0
     # stage 1 of the kernel-aware recipe: train only the kernel estimator on its supervision (no deconvolution,
     # refiner or denoiser in the step: ~10x cheaper); stage 2 starts from it with train.init_from.
     kernel_only: bool = False
@@ -64,12 +66,13 @@ class PredictorConfig:
         if self.kernel_size < 3 or self.deconv_iterations < 1 or self.deconv_lam < 0:
             raise ConfigError(f"predictor: need kernel_size >= 3 ({self.kernel_size}), deconv_iterations >= 1 "
                               f"({self.deconv_iterations}) and deconv_lam >= 0 ({self.deconv_lam})")
-        if self.type != "kernel_aware" and (self.kernel_loss_weight or self.reblur_loss_weight or self.kernel_only):
-            raise ConfigError("predictor.kernel_loss_weight/reblur_loss_weight/kernel_only need "
+        supervised = self.kernel_loss_weight or self.reblur_loss_weight or self.edge_loss_weight
+        if self.type != "kernel_aware" and (supervised or self.kernel_only):
+            raise ConfigError("predictor.kernel_loss_weight/reblur_loss_weight/edge_loss_weight/kernel_only need "
                               "predictor.type=kernel_aware")
-        if self.kernel_only and not (self.kernel_loss_weight or self.reblur_loss_weight):
-            raise ConfigError("predictor.kernel_only trains on the kernel supervision: set kernel_loss_weight "
-                              "and/or reblur_loss_weight > 0")
+        if self.kernel_only and not supervised:
+            raise ConfigError("predictor.kernel_only trains on the estimator's supervision: set kernel_loss_weight, "
+                              "reblur_loss_weight and/or edge_loss_weight > 0")
 
 
 @dataclass

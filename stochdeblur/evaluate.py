@@ -37,6 +37,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from stochdeblur.checkpointing import tensors_digest
+from stochdeblur.config import ModePreset, SampleConfig
 from stochdeblur.io import read_image, write_image
 from stochdeblur.metrics import IMAGE_METRICS, LOWER_IS_BETTER, MetricSuite, format_value, mean_or_none
 from stochdeblur.utils import atomic_path, atomic_write_text, autocast, inference_layout
@@ -88,29 +89,37 @@ def _parse_int(part: str, key: str, value: str, minimum: int) -> int:
     return number
 
 
-def parse_mode(part: str) -> Mode:
-    """Parse ``"predictor"`` or ``"steps=10,average=4[,sampler=ddim][,label=NAME]"`` into a :class:`Mode`."""
+def parse_mode(part: str, presets: dict[str, ModePreset] | None = None) -> Mode:
+    """Parse ``"steps=10,average=4[,sampler=ddim][,label=NAME]"``, or a mode name of ``presets`` ("predictor",
+    "average", "perceptual"; default: those of ``SampleConfig()``) optionally followed by such overrides, e.g.
+    ``"perceptual,average=4"``, into a :class:`Mode`. A bare name is labelled with the name."""
     part = part.strip()
-    if part == "predictor":
-        return Mode()
+    presets = SampleConfig().presets() if presets is None else presets
+    items = [s.strip() for s in part.split(",") if s.strip()]
+    name = items.pop(0) if items and "=" not in items[0] else None
+    if name is not None and name not in presets:
+        raise EvaluationError(f"mode '{part}': unknown mode name '{name}' (named modes: {', '.join(presets)}; "
+                              "or give steps=N[,average=K])")
     fields: dict[str, str] = {}
-    for item in filter(None, (s.strip() for s in part.split(","))):
+    for item in items:
         key, sep, value = item.partition("=")
         if not sep or key.strip() not in ("steps", "average", "sampler", "label"):
             raise EvaluationError(f"mode '{part}': expected steps=, average=, sampler= or label=, got '{item}'")
         fields[key.strip()] = value.strip()
-    steps = _parse_int(part, "steps", fields.get("steps", "0"), 0) or None
-    average = _parse_int(part, "average", fields.get("average", "1"), 1)
+    preset = presets[name] if name is not None else ModePreset(0, 1)
+    steps = _parse_int(part, "steps", fields.get("steps", str(preset.steps)), 0) or None
+    average = _parse_int(part, "average", fields.get("average", str(preset.average)), 1)
     sampler = fields.get("sampler", "ddpm")
     if sampler not in SAMPLERS:
         raise EvaluationError(f"mode '{part}': sampler={sampler!r} is not one of {', '.join(SAMPLERS)}")
-    label = fields.get("label") or _canonical_label(steps, average, sampler)
+    default_label = name if name is not None and not fields else _canonical_label(steps, average, sampler)
+    label = fields.get("label") or default_label
     return Mode(steps=steps, average=average if steps else 1, sampler=sampler, label=label)
 
 
-def parse_modes(spec: str) -> list[Mode]:
-    """Parse ``"predictor; steps=10,average=4; steps=500"`` (modes separated by ``;``)."""
-    modes = [parse_mode(part) for part in spec.split(";") if part.strip()]
+def parse_modes(spec: str, presets: dict[str, ModePreset] | None = None) -> list[Mode]:
+    """Parse ``"predictor; steps=10,average=4; perceptual"`` (modes separated by ``;``, names from ``presets``)."""
+    modes = [parse_mode(part, presets) for part in spec.split(";") if part.strip()]
     if not modes:
         raise EvaluationError(f"no modes in {spec!r}")
     _check_unique([m.label for m in modes], "mode label")

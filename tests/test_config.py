@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from stochdeblur.config import ConfigError, RunConfig, load_config, to_yaml
+from stochdeblur.config import ConfigError, ModePreset, RunConfig, load_config, resolve_mode, to_yaml
 
 
 def test_defaults_are_typed_dataclasses() -> None:
@@ -40,3 +40,22 @@ def test_yaml_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "resolved.yaml"
     path.write_text(to_yaml(cfg))
     assert load_config(path) == cfg
+
+
+def test_mode_presets_and_their_resolution(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("sample:\n  steps: 20\n  average: 2\n  modes:\n    fast: {steps: 3}\n")
+    presets = load_config(path).sample.presets()
+    assert presets == {"predictor": ModePreset(0, 1), "average": ModePreset(20, 2),
+                       "perceptual": ModePreset(500, 1), "fast": ModePreset(3, 1)}
+    assert resolve_mode(presets, "average") == (20, 2)
+    assert resolve_mode(presets, "perceptual", average=4) == (500, 4)
+    assert resolve_mode(presets, "average", steps=5) == (5, 2)
+    assert resolve_mode(presets, None, steps=500) == (500, 1)  # explicit steps alone: one sample
+    assert resolve_mode(presets) == resolve_mode(presets, "predictor", average=4) == (0, 1)
+    with pytest.raises(ValueError, match="unknown mode 'x'; this model has predictor, average, perceptual, fast"):
+        resolve_mode(presets, "x")
+    with pytest.raises(ConfigError, match="sample.modes.average: 'average' is built in"):
+        load_config(overrides=["sample.modes.average.steps=5"])
+    with pytest.raises(ConfigError, match="sample.modes.slow: need steps >= 0"):
+        load_config(overrides=["sample.modes.slow.steps=-1"])

@@ -59,6 +59,17 @@ def test_demo_writes_outputs_grid_and_summary(checkpoint: Path, tmp_path: Path,
     assert summary.split("# stochdeblur demo\n\n")[1].split("\n\nCells")[0] in capsys.readouterr().out
 
 
+def test_demo_restores_only_the_modes_asked_for(checkpoint: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "demo"
+    assert main(["--out", str(out), "--checkpoint", str(checkpoint), "--size", "16", "--mode", "predictor",
+                 "--precision", "no"]) == 0
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["blurry", "predictor", "sharp"]
+    assert "| image | blurry | predictor |\n" in (out / "summary.md").read_text()
+    assert main(["--out", str(tmp_path / "x"), "--checkpoint", str(checkpoint), "--mode", "sharpest"]) == 2
+    assert "unknown mode name 'sharpest'" in capsys.readouterr().err
+
+
 def test_demo_without_a_shipped_model_exits_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setattr(hub, "DEFAULT_MODEL_DIR", tmp_path / "empty")

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from stochdeblur.config import DiffusionConfig
-from stochdeblur.diffusion.sampler import auto_chunk, make_scheduler, sample, sample_residual
+from stochdeblur.diffusion.sampler import auto_chunk, make_scheduler, sample, sample_all, sample_residual
 from stochdeblur.diffusion.schedule import (
     alpha_bar_table,
     cosine_alpha_bars,
@@ -144,3 +144,33 @@ def test_bad_arguments_are_clear_errors() -> None:
         sample(lambda z, lvl, c: z, y, y, 3, sampler="euler")
     with pytest.raises(ValueError, match="steps"):
         sample(lambda z, lvl, c: z, y, y, 0)
+
+
+def _gaussian_prior_eps(spread: torch.Tensor):
+    """The exact ε-predictor E[ε | z_t] when every residual pixel is N(0, spread²): √(1−ᾱ)·z_t / (ᾱ·s² + 1 − ᾱ)."""
+
+    def eps_fn(z: torch.Tensor, level: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        ab = (level**2).view(-1, 1, 1, 1)
+        return (1 - ab).sqrt() / (ab * spread**2 + 1 - ab) * z
+
+    return eps_fn
+
+
+def test_sigma_map_measures_the_sampler_spread() -> None:
+    """With the exact denoiser of a Gaussian residual prior (std 0.05 left, 0.3 right), the σ map over 32 samples
+    is zero for one sample, grows with the number of DDPM steps (one step returns ≈ the posterior mean at z_T,
+    no spread) toward the prior's own spread s/2 in [0,1] units, and is larger where the prior is wider."""
+    spread = torch.full((1, 3, 16, 16), 0.05)
+    spread[..., 8:] = 0.3
+    eps_fn, zero = _gaussian_prior_eps(spread), torch.zeros(1, 3, 16, 16)
+    single = sample_all(eps_fn, zero, zero, 20, average=1)
+    assert single.samples.shape == (1, 1, 3, 16, 16) and single.sigma.shape == (1, 16, 16)
+    assert torch.count_nonzero(single.sigma) == 0
+    wide = [sample_all(eps_fn, zero, zero, steps, average=32, chunk=32).sigma[0, :, 8:].mean().item()
+            for steps in (1, 5, 20, 100)]
+    assert wide == sorted(wide) and wide[0] < 0.01
+    assert 0.8 * 0.15 < wide[-1] < 0.15
+    many = sample_all(eps_fn, zero, zero, 100, average=32, chunk=32)
+    assert many.sigma[0, :, 8:].mean() > 4 * many.sigma[0, :, :8].mean()
+    assert torch.equal(many.image, sample(eps_fn, zero, zero, 100, average=32, chunk=32))
+    assert torch.allclose(many.samples.mean(0), many.image, atol=1e-6)

@@ -83,6 +83,33 @@ def test_restore_modes_shapes_and_range() -> None:
     assert model.validation_images(y)["x_init"].shape == y.shape
 
 
+def test_named_modes_follow_the_config_presets() -> None:
+    model = _tiny("sample.steps=2", "sample.average=3", "sample.modes.perceptual.steps=4",
+                  "sample.modes.quick.steps=1").eval()
+    y = torch.rand(1, 3, 16, 16) * 2 - 1
+    assert torch.equal(model.restore(y, mode="predictor"), model.restore(y))
+    assert torch.equal(model.restore(y, mode="average", seed=1), model.restore(y, steps=2, average=3, seed=1))
+    assert torch.equal(model.restore(y, mode="perceptual"), model.restore(y, steps=4))
+    assert torch.equal(model.restore(y, mode="perceptual", average=2), model.restore(y, steps=4, average=2))
+    assert torch.equal(model.restore(y, mode="quick"), model.restore(y, steps=1))
+    with pytest.raises(ValueError, match="unknown mode 'sharpest'.*predictor, average, perceptual, quick"):
+        model.restore(y, mode="sharpest")
+
+
+def test_return_samples_keeps_the_default_output_bit_for_bit() -> None:
+    model = _tiny().eval()
+    model.average_chunk = 2  # 3 samples over two denoiser calls
+    y = torch.rand(2, 3, 24, 16) * 2 - 1
+    result = model.restore(y, steps=2, average=3, seed=4, return_samples=True)
+    assert torch.equal(result.image, model.restore(y, steps=2, average=3, seed=4))
+    assert result.samples.shape == (3, 2, 3, 24, 16) and result.sigma.shape == (2, 24, 16)
+    for k in range(3):  # sample k is the single sample of seed + k
+        assert torch.allclose(result.samples[k], model.restore(y, steps=2, seed=4 + k), atol=1e-5)
+    assert result.sigma.min() >= 0 and result.sigma.max() <= 0.5 and result.sigma.mean() > 0
+    for one in (model.restore(y, steps=2, return_samples=True), model.restore(y, return_samples=True)):
+        assert one.samples.shape[0] == 1 and torch.count_nonzero(one.sigma) == 0
+
+
 @pytest.mark.parametrize("predictor", ["fpn_mobilenet_dsc", "unet_xy"])
 def test_other_predictors_drop_in_for_g(predictor: str) -> None:
     """A DeblurGAN-v2 generator (or XYDeblur) as g: trains through the joint loss and restores odd sizes."""

@@ -1,9 +1,11 @@
-"""Evaluation runner: mode parsing, the files it writes, resuming a killed run, the sweep, W&B and the CLI."""
+"""Evaluation runner: mode parsing, the files it writes, resuming a killed run, the sweep, W&B and the CLI
+(dataset specs in --help, folder layouts and splits detected, named modes)."""
 
 from __future__ import annotations
 
 import copy
 import csv
+import shutil
 
 import pytest
 import torch
@@ -11,8 +13,9 @@ from PIL import Image
 from torch import nn
 
 from stochdeblur import hub
+from stochdeblur.cli import make_dataset
 from stochdeblur.cli.evaluate import main, parse_sweep
-from stochdeblur.config import load_config
+from stochdeblur.config import SampleConfig, load_config
 from stochdeblur.data.photos import photo_pairs
 from stochdeblur.data.synth import SyntheticPairs
 from stochdeblur.evaluate import (
@@ -25,6 +28,7 @@ from stochdeblur.evaluate import (
     sweep,
     write_wandb_run,
 )
+from stochdeblur.io import write_image
 
 TINY = ["predictor.base_channels=8", "denoiser.base_channels=8", "predictor.num_res_blocks=1",
         "denoiser.num_res_blocks=1", "predictor.channel_mults=[1,2]", "denoiser.channel_mults=[1,2]"]
@@ -86,6 +90,16 @@ def test_parse_modes_reads_the_documented_syntax():
     for bad in ("steps=ten", "steps=5,average=0", "stepz=5", "steps=5,sampler=euler", "predictor;steps=0", " ; "):
         with pytest.raises(EvaluationError):
             parse_modes(bad)
+
+
+def test_named_modes_take_the_presets_and_overrides():
+    presets = SampleConfig(steps=2, average=3).presets()
+    assert parse_modes("predictor; average; perceptual", presets) == [
+        Mode(), Mode(2, 3, "ddpm", "average"), Mode(500, 1, "ddpm", "perceptual")]
+    assert parse_modes("perceptual,average=4")[0] == Mode(500, 4, "ddpm", "steps=500,average=4")
+    assert parse_modes("average,label=mine")[0] == Mode(10, 4, "ddpm", "mine")
+    with pytest.raises(EvaluationError, match="unknown mode name 'sharpest'.*predictor, average, perceptual"):
+        parse_modes("sharpest")
 
 
 def test_parse_sweep():
@@ -228,3 +242,67 @@ def test_cli_scores_the_shipped_model_by_name_beside_a_run(tmp_path, dvsr, tiny_
     assert code == 0
     out = capsys.readouterr().out
     assert "| default | predictor | 1 |" in out and "| model | predictor | 1 |" in out
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory, dvsr, tiny_cfg):
+    return hub.save_pretrained(dvsr, tmp_path_factory.mktemp("tiny") / "model", tiny_cfg)
+
+
+def _evaluate(data, model, out, *flags):
+    return main(["--data", str(data), "--checkpoint", str(model), "--modes", "predictor", "--out", str(out),
+                 "--no-wandb", *flags])
+
+
+def test_help_lists_the_dataset_specs_with_examples(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["--help"])
+    assert done.value.code == 0
+    text = capsys.readouterr().out
+    for example in ("gopro:/data/GOPRO_Large:test", "hide:", "realblur:/data/RealBlur/RealBlur_J_test_list.txt",
+                    "pairs:", "synthetic:photos", "synthetic:deadleaves", "DIR/<split>/<SEQ>/{blur,sharp}/",
+                    "predictor, average, perceptual", "perceptual,average=4"):
+        assert example in text, example
+
+
+def test_a_make_dataset_folder_is_read_with_the_split_it_has(tmp_path, tiny_model, capsys):
+    root = tmp_path / "synth"
+    assert make_dataset.main(["--dead-leaves", "--count", "2", "--size", "32", "--kernel-size", "9",
+                              "--out", str(root)]) == 0  # writes root/train/<SEQ>/{blur,sharp,kernel}/
+    capsys.readouterr()
+    assert _evaluate(root, tiny_model, tmp_path / "a") == 0
+    out = capsys.readouterr().out
+    assert f"data: --data gopro:{root}:train" in out and "| model | predictor | 2 |" in out
+    assert _evaluate(f"gopro:{root}", tiny_model, tmp_path / "b") == 0  # no split: the one there, not "test"
+    shutil.copytree(root / "train", root / "test")
+    for spec in (root, f"gopro:{root}"):
+        assert _evaluate(spec, tiny_model, tmp_path / "c") == 2
+        err = capsys.readouterr().err
+        assert f"has 2 splits (test, train); pick one: --data gopro:{root}:test or --data gopro:{root}:train" in err
+    assert _evaluate(f"gopro:{root}:test", tiny_model, tmp_path / "d") == 0
+
+
+def test_blur_and_sharp_folders_are_detected(tmp_path, tiny_model, data, capsys):
+    flat, split = tmp_path / "flat", tmp_path / "nested" / "val"
+    for root in (flat, split):
+        for side in ("blur", "sharp"):
+            write_image(root / side / "a.png", data[0][side])
+    assert _evaluate(flat, tiny_model, tmp_path / "a") == 0
+    assert f"data: --data pairs:{flat}" in capsys.readouterr().out
+    assert _evaluate(split.parent, tiny_model, tmp_path / "b") == 0
+    assert f"data: --data pairs:{split.parent}:val" in capsys.readouterr().out
+    (tmp_path / "empty").mkdir()
+    assert _evaluate(tmp_path / "empty", tiny_model, tmp_path / "c") == 2
+    assert "found neither the GoPro layout" in capsys.readouterr().err
+
+
+def test_cli_modes_by_name_use_the_model_presets(tmp_path, capsys):
+    from stochdeblur.methods import build_method
+
+    cfg = load_config(overrides=[*TINY, "sample.steps=2", "sample.average=2", "sample.modes.perceptual.steps=3"])
+    model = hub.save_pretrained(build_method(cfg).eval(), tmp_path / "model", cfg)
+    code = main(["--data", "synthetic:deadleaves", "--crop", "32", "--limit", "1", "--checkpoint", str(model),
+                 "--mode", "average; perceptual", "--out", str(tmp_path / "out"), "--no-wandb"])
+    assert code == 0
+    rows = {r["mode"]: (r["steps"], r["average"]) for r in _rows(tmp_path / "out" / "per_image.csv")}
+    assert rows == {"average": ("2", "2"), "perceptual": ("3", "1")}

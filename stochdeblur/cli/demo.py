@@ -1,18 +1,20 @@
 """`make demo`: deblur real photos with the shipped model in its three modes, offline, in minutes.
 
-    python scripts/demo.py --out demo_out [--checkpoint DIR] [--size 256] [--perceptual-steps 500] [--seed 0]
+    python scripts/demo.py --out demo_out [--checkpoint DIR] [--size 256] [--mode NAME ...] [--perceptual-steps N]
 
 Example images: the sample photos installed packages ship (:class:`~stochdeblur.data.photos.PhotoPairs`:
 seeded camera-shake kernels of 7–33 px, σ = 0.01 noise, ``--size``² centre crops) plus scikit-image's real
-camera-shake photo ``clock_motion.png`` (no ground truth: shown, not scored). Each is restored by the
-predictor alone, 10 steps × 4 samples averaged, and one ``--perceptual-steps`` sample. Writes
-``<out>/{blurry,sharp,predictor,average,perceptual}/<name>.png``, ``<out>/grid.png`` and ``<out>/summary.md``
-and prints the PSNR/SSIM table. Exit code 2 (one line, no traceback) when no model can be loaded.
+camera-shake photo ``clock_motion.png`` (no ground truth: shown, not scored). Each is restored in every
+``--mode`` (default: predictor, average and perceptual, the model's presets: the predictor alone, 10 steps × 4
+samples averaged and one 500-step sample unless its config says otherwise). Writes
+``<out>/{blurry,sharp,<mode>...}/<name>.png``, ``<out>/grid.png`` and ``<out>/summary.md`` and prints the
+PSNR/SSIM table. Exit code 2 (one line, no traceback) when no model can be loaded.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from dataclasses import dataclass
@@ -23,9 +25,9 @@ from matplotlib.figure import Figure
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from stochdeblur.config import RunConfig
+from stochdeblur.config import ModePreset, RunConfig
 from stochdeblur.data.photos import PhotoPairs
-from stochdeblur.evaluate import Mode
+from stochdeblur.evaluate import Mode, parse_mode
 from stochdeblur.hub import load, load_default
 from stochdeblur.io import read_image, write_image
 from stochdeblur.metrics import mean_or_none, psnr, ssim
@@ -41,6 +43,7 @@ from stochdeblur.utils import (
 REAL_BLUR_NAME = "clock_motion"
 KERNEL_MAX = 33
 NOISE = 0.01
+DEMO_MODES = ("predictor", "average", "perceptual")
 
 
 @dataclass
@@ -56,6 +59,20 @@ def demo_modes(perceptual_steps: int = 500, average_steps: int = 10, average: in
     """The three inference modes of the paper: predictor only, averaging (10 × 4) and perceptual (500 × 1)."""
     return [Mode(label="predictor"), Mode(average_steps, average, "ddpm", "average"),
             Mode(perceptual_steps, 1, "ddpm", "perceptual")]
+
+
+def preset_modes(presets: dict[str, ModePreset], names: list[str] | tuple[str, ...] = DEMO_MODES,
+                 perceptual_steps: int | None = None) -> list[Mode]:
+    """The named modes of a model's presets (``SampleConfig.presets``), "perceptual" with ``perceptual_steps``
+    steps when given.
+
+    Raises:
+        EvaluationError: a name that is not a preset.
+    """
+    modes = [parse_mode(name, presets) for name in names]
+    if perceptual_steps is None:
+        return modes
+    return [dataclasses.replace(m, steps=perceptual_steps) if m.label == "perceptual" else m for m in modes]
 
 
 def _centre_crop(image: Tensor, size: int) -> Tensor:
@@ -219,7 +236,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint", type=Path, help="model directory (model.safetensors + config.json) or the "
                         "name of a shipped model; default: the shipped DvSR model")
     parser.add_argument("--size", type=int, default=256, help="side of the centre crops (16-268 px)")
-    parser.add_argument("--perceptual-steps", type=int, default=500, help="reverse steps of the perceptual mode")
+    parser.add_argument("--mode", action="append", help="restore in this mode (repeat for several; default: "
+                        f"{', '.join(DEMO_MODES)}; any name of the model's sample.modes)")
+    parser.add_argument("--perceptual-steps", type=int, help="reverse steps of the perceptual mode (default: the "
+                        "model's preset, 500)")
     parser.add_argument("--seed", type=int, default=0, help="blur kernels/noise and sampling seed")
     parser.add_argument("--precision", default="auto", choices=("auto", "no", "bf16"),
                         help="bf16 autocast where the CPU runs it natively (auto), never (no) or always (bf16)")
@@ -229,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _check_args(args: argparse.Namespace) -> None:
     if args.size < 16:
         raise ValueError(f"--size {args.size}: must be at least 16 px")
-    if args.perceptual_steps < 1:
+    if args.perceptual_steps is not None and args.perceptual_steps < 1:
         raise ValueError(f"--perceptual-steps {args.perceptual_steps}: must be at least 1")
 
 
@@ -240,11 +260,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _check_args(args)
         model, cfg, precision = load_model(args.checkpoint)
+        modes = preset_modes(cfg.sample.presets(), args.mode or DEMO_MODES, args.perceptual_steps)
         images = demo_images(args.size, args.seed)
-    except ValueError as exc:  # CheckpointError, ImageReadError, a crop larger than a photo
+    except ValueError as exc:  # CheckpointError, ImageReadError, a crop larger than a photo, an unknown mode
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    modes = demo_modes(args.perceptual_steps)
     print(f"model: {args.checkpoint or 'shipped default'} ({cfg.name}); {len(images)} images of {args.size} px; "
           f"precision {precision}; {describe_cpu()}")
     results = run_demo(model, images, modes, args.out, seed=args.seed, precision=precision)

@@ -1,11 +1,9 @@
 """Benchmark one or more models on a paired dataset: per-image CSV, summary table, crops, sweep, W&B run.
 
-    python scripts/evaluate.py --data synthetic:photos --crop 256 --modes "predictor; steps=10,average=4" \\
+    python scripts/evaluate.py --data synthetic:photos --crop 256 --modes "predictor; average; perceptual" \\
         --out runs/eval --sweep "steps=1,2,5,10 average=1,2,4"
 
-``--data``: ``gopro:ROOT[:SPLIT]``, ``hide:ROOT``, ``realblur:LISTFILE`` (or ``realblur:ROOT:SPLIT``),
-``pairs:ROOT`` (``blur/`` + ``sharp/``; SPLIT defaults to ``test``),
-``synthetic:photos`` (sample photos of installed packages, known blur) or ``synthetic:deadleaves``.
+``--data`` takes a folder (its layout and split are detected) or one of the specs of :data:`DATASETS`.
 Re-running the same command resumes. Exit code 0 on success, 2 when nothing could run.
 """
 
@@ -29,18 +27,38 @@ from stochdeblur.evaluate import (
 from stochdeblur.hub import load, load_default
 from stochdeblur.utils import describe_cpu, inference_layout, pick_precision
 
-DEFAULT_MODES = "predictor; steps=10,average=4; steps=500"
+DEFAULT_MODES = "predictor; average; perceptual"
+DATASETS = """\
+datasets (--data):
+  DIR                   a folder in the GoPro layout DIR/<split>/<SEQ>/{blur,sharp}/ (what make_dataset.py writes,
+                        e.g. data/synth) or with DIR/[<split>/]{blur,sharp}/; the one split there is used
+  gopro:ROOT[:SPLIT]    GoPro, e.g. gopro:/data/GOPRO_Large:test (no SPLIT: the one split folder there)
+  hide:ROOT[:SPLIT]     HIDE, e.g. hide:/data/HIDE_dataset:test-long-shot (SPLIT default: test)
+  realblur:LISTFILE     RealBlur-J/R, e.g. realblur:/data/RealBlur/RealBlur_J_test_list.txt
+  pairs:ROOT[:SPLIT]    ROOT/[SPLIT/]{blur,sharp}/ matched by file name, e.g. pairs:photos/pairs
+  synthetic:photos      sample photos shipped by scikit-image/matplotlib with known synthetic blur (default)
+  synthetic:deadleaves  dead-leaves images with synthetic camera shake (--limit images, --crop px)
+
+modes (--modes, ';'-separated):
+  predictor, average, perceptual    the presets of the first diffusion model (sample.steps × sample.average
+                                    and sample.modes.perceptual; 10 × 4 and 500 × 1 by default)
+  steps=N[,average=K][,sampler=S][,label=L]    e.g. "steps=10,average=4; steps=500,sampler=ddim"
+  NAME,key=value                    a preset with overrides, e.g. "perceptual,average=4"
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Command-line options of ``scripts/evaluate.py``."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    """Command-line options of ``scripts/evaluate.py``; ``--help`` lists the dataset specs and mode syntax."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=DATASETS,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", action="append", type=Path, default=[],
-                        help="model directory or shipped model name (repeat to compare models); default: the shipped DvSR model")
+                        help="model directory, shipped model name or 'classical' (repeat to compare models); "
+                             "default: the shipped DvSR model")
     parser.add_argument("--label", action="append", default=[], help="name of each --checkpoint in the tables")
-    parser.add_argument("--data", default="synthetic:photos", help="dataset spec (see above)")
+    parser.add_argument("--data", default="synthetic:photos", help="a dataset folder or spec (see 'datasets' below)")
     parser.add_argument("--crop", type=int, help="centre-crop synthetic images to this size (deadleaves: 256)")
-    parser.add_argument("--modes", default=DEFAULT_MODES, help=f"';'-separated modes (default: {DEFAULT_MODES!r})")
+    parser.add_argument("--modes", "--mode", default=DEFAULT_MODES,
+                        help=f"';'-separated modes, see 'modes' below (default: {DEFAULT_MODES!r})")
     parser.add_argument("--limit", type=int, help="evaluate only the first N images")
     parser.add_argument("--out", type=Path, default=Path("runs/eval"), help="output directory (resumable)")
     parser.add_argument("--sweep", help="perception–distortion sweep of the first model, "
@@ -71,8 +89,60 @@ def parse_sweep(spec: str) -> tuple[list[int], list[int]]:
     return values.get("steps", [1, 2, 5, 10, 50, 500]), values.get("average", [1, 2, 4, 8])
 
 
+def _subdirs(path: Path) -> list[Path]:
+    return sorted(d for d in path.iterdir() if d.is_dir() and not d.name.startswith("."))
+
+
+def _has_pair_dirs(path: Path) -> bool:
+    return (path / "blur").is_dir() and (path / "sharp").is_dir()
+
+
+def _splits(kind: str, root: Path) -> list[str]:
+    """Split folders of ``root``: ``<split>/<SEQ>/{blur,sharp}/`` (gopro) or ``<split>/{blur,sharp}/`` (pairs)."""
+    if kind == "gopro":
+        return [d.name for d in _subdirs(root) if any(_has_pair_dirs(seq) for seq in _subdirs(d))]
+    return [d.name for d in _subdirs(root) if _has_pair_dirs(d)]
+
+
+_LAYOUTS = {"gopro": "the GoPro layout <split>/<SEQ>/{blur,sharp}/", "pairs": "[<split>/]{blur,sharp}/ folders"}
+
+
+def _only_split(spec: str, kind: str, root: Path, detected: bool) -> str:
+    splits = _splits(kind, root)
+    if len(splits) == 1:
+        return splits[0]
+    if not splits:
+        found = f"neither {' nor '.join(_LAYOUTS.values())}" if detected else f"no {_LAYOUTS[kind]}"
+        raise EvaluationError(f"--data {spec}: found {found} in {root}; see --help for the dataset specs")
+    picks = " or ".join(f"--data {kind}:{root}:{split}" for split in splits)
+    raise EvaluationError(f"--data {spec}: {root} has {len(splits)} splits ({', '.join(splits)}); pick one: {picks}")
+
+
+def resolve_data_spec(spec: str) -> str:
+    """The full spec ``KIND:ROOT[:SPLIT]`` of ``--data``: a folder's layout (GoPro or blur/ + sharp/) is detected,
+    and a missing gopro/pairs split is the one split folder there.
+
+    Raises:
+        EvaluationError: no such layout in the folder, or several splits (the message lists them and how to pick
+            one).
+    """
+    detected = Path(spec).is_dir()
+    if detected:
+        root, split = spec, ""
+        kind = "gopro" if _splits("gopro", Path(root)) and not _has_pair_dirs(Path(root)) else "pairs"
+    else:
+        kind, _, rest = spec.partition(":")
+        root, _, split = rest.partition(":")
+        if kind not in _LAYOUTS or split or not Path(root).is_dir():
+            return spec
+    if kind == "pairs" and _has_pair_dirs(Path(root)):
+        return f"pairs:{root}"
+    return f"{kind}:{root}:{_only_split(spec, kind, Path(root), detected)}"
+
+
 def build_dataset(spec: str, crop: int | None = None, seed: int = 0, limit: int | None = None):
-    """The evaluation dataset named by ``--data`` (full images, no augmentation)."""
+    """The evaluation dataset named by ``--data`` (full images, no augmentation; see :func:`resolve_data_spec`)."""
+    spec = resolve_data_spec(spec)
     kind, _, rest = spec.partition(":")
     if kind == "synthetic":
         if rest == "photos":
@@ -85,7 +155,8 @@ def build_dataset(spec: str, crop: int | None = None, seed: int = 0, limit: int 
             return SyntheticPairs(limit or 16, crop or 256, seed=seed)
         raise EvaluationError(f"--data {spec}: synthetic data is 'synthetic:photos' or 'synthetic:deadleaves'")
     if kind not in ("gopro", "hide", "realblur", "pairs"):
-        raise EvaluationError(f"--data {spec}: unknown kind '{kind}' (gopro, hide, realblur, pairs, synthetic)")
+        raise EvaluationError(f"--data {spec}: not a folder, and unknown kind '{kind}' (gopro, hide, realblur, "
+                              "pairs, synthetic); see --help")
     if not rest:
         raise EvaluationError(f"--data {spec}: expected {kind}:ROOT[:SPLIT]")
     from stochdeblur.data.paired import PairedDataset, find_pairs
@@ -110,8 +181,19 @@ def load_models(checkpoints: list[Path], labels: list[str], device: torch.device
         raise EvaluationError(f"{len(labels)} --label for {len(checkpoints)} --checkpoint; give one per checkpoint")
     if not checkpoints:
         return [(labels[0] if labels else "default", load_default(device)[0])]
-    names = labels or [path.resolve().name if path.exists() else str(path) for path in checkpoints]
+    names = labels or default_labels(checkpoints)
     return [(name, load(path, device)[0]) for name, path in zip(names, checkpoints, strict=True)]
+
+
+def default_labels(checkpoints: list[Path]) -> list[str]:
+    """Table labels of checkpoints without ``--label``: the folder names, with as many parent folders as it takes
+    to tell them apart (``runs/a/model`` and ``runs/b/model`` → ``a/model``, ``b/model``)."""
+    parts = [path.resolve().parts if path.exists() else (str(path),) for path in checkpoints]
+    for depth in range(1, max(map(len, parts)) + 1):
+        names = ["/".join(p[-depth:]) for p in parts]
+        if len(set(names)) == len(names):
+            break
+    return names
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -119,10 +201,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         device = _device(args.device)
-        modes = parse_modes(args.modes)
         sweep_grid = parse_sweep(args.sweep) if args.sweep else None
-        dataset = build_dataset(args.data, args.crop, args.seed, args.limit)
+        data = resolve_data_spec(args.data)
+        if data != args.data:
+            print(f"data: --data {data}")
+        dataset = build_dataset(data, args.crop, args.seed, args.limit)
         models = load_models(args.checkpoint, args.label, device)
+        # named modes take the first diffusion model's presets, so every model runs the same steps
+        modes = parse_modes(args.modes, next((m.modes for _, m in models if hasattr(m, "modes")), None))
         precision = pick_precision(device, args.precision)
         models = [(label, inference_layout(method, precision)) for label, method in models]
         summary = evaluate(models, dataset, modes, args.out, limit=args.limit, seed=args.seed, tile=args.tile,
@@ -138,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {args.out}/per_image.csv, summary.md, grid.png" + (", sweep.csv, sweep.png" if sweep_grid else ""))
     if not args.no_wandb:
         run_dir = write_wandb_run(args.out, project=args.wandb_project,
-                                  config={"data": args.data, "modes": args.modes, "seed": args.seed,
+                                  config={"data": data, "modes": args.modes, "seed": args.seed,
                                           "checkpoints": [str(c) for c in args.checkpoint] or ["default"]})
         print(f"W&B run: {run_dir}  (upload: wandb sync {run_dir})")
     return 0

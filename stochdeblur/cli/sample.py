@@ -1,10 +1,16 @@
-"""Deblur an image or a folder of images with a trained model (DvSR or a GAN).
+"""Deblur an image or a folder of images with a trained model (DvSR, a GAN or the classical method).
 
-    python scripts/sample.py --input blurry/ --output restored/ --checkpoint runs/x/model --steps 10 --average 4
+    python scripts/sample.py --input blurry/ --output restored/ --checkpoint runs/x/model --mode perceptual
 
-Writes ``<output>/<stem>.png`` per input (``<stem>_compare.png`` = blurry | restored with ``--compare``).
-A file that cannot be read is reported and skipped; the exit code is 1 if any file failed, 2 if nothing
-could start (no model, bad arguments), 0 otherwise.
+Modes (presets of the model's ``sample`` config): ``predictor`` (0 steps), ``average`` (``sample.steps`` ×
+``sample.average``, 10 × 4: the default), ``perceptual`` (``sample.modes.perceptual``, 500 × 1). ``--steps`` and
+``--average`` replace the mode's values; ``--steps N`` without ``--mode`` or ``--average`` draws one sample.
+
+Writes ``<output>/<stem>.png`` per input, and with ``--compare`` ``<stem>_compare.png`` (blurry | restored),
+``--save-samples`` ``<stem>_sample<k>.png`` (sample k, seed + k), ``--uncertainty`` ``<stem>_sigma.png`` and
+``<stem>_sigma.npy`` (per-pixel standard deviation over the samples), ``--save-kernel`` ``<stem>_kernel.png``
+and ``<stem>_kernel.npy`` (the estimated blur kernel). A file that cannot be read is reported and skipped; the
+exit code is 1 if any file failed, 2 if nothing could start (no model, bad arguments), 0 otherwise.
 """
 
 from __future__ import annotations
@@ -13,13 +19,21 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
+from matplotlib import colormaps
+from PIL import Image
+from torch import Tensor
 from tqdm.auto import tqdm
 
-from stochdeblur.config import RunConfig
+from stochdeblur.config import RunConfig, resolve_mode
+from stochdeblur.diffusion.sampler import Restoration
 from stochdeblur.hub import load, load_default
 from stochdeblur.io import ImageReadError, list_images, read_image, write_image
-from stochdeblur.utils import autocast, inference_layout, pick_precision
+from stochdeblur.utils import atomic_path, autocast, inference_layout, pick_precision
+
+SIGMA_COLORMAP = "magma"  # perceptually uniform: equal steps in σ look equally different
+KERNEL_ZOOM = 8
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,19 +41,30 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--input", required=True, type=Path, help="an image file or a folder of images")
     parser.add_argument("--output", required=True, type=Path, help="folder for the restored PNGs")
-    parser.add_argument("--checkpoint", type=Path, help="model directory (model.safetensors + config.json) or the "
-                        "name of a model shipped in stochdeblur/weights/; default: the shipped DvSR model")
-    parser.add_argument("--steps", type=int, help="reverse diffusion steps (default: the model's config; "
-                        "500 = perceptual mode, 10 = averaging mode)")
-    parser.add_argument("--average", type=int, help="samples averaged per image (default: the model's config)")
+    parser.add_argument("--checkpoint", type=Path, help="model directory (model.safetensors + config.json), the "
+                        "name of a model shipped in stochdeblur/weights/, or 'classical' (blind deconvolution, no "
+                        "network); default: the shipped DvSR model")
+    parser.add_argument("--mode", help="predictor, average (default) or perceptual, or another name in the model's "
+                        "sample.modes: a preset of steps × samples")
+    parser.add_argument("--steps", type=int, help="reverse diffusion steps, replacing the mode's (without --mode or "
+                        "--average: one sample of N steps)")
+    parser.add_argument("--average", type=int, help="samples averaged per image, replacing the mode's")
     parser.add_argument("--average-chunk", type=int, help="most samples per denoiser call (0 = auto: all on a GPU, "
                         "<= 256² pixels per call on a CPU, where big batches are slower)")
     parser.add_argument("--seed", type=int, help="sample k of each image uses seed + k (default: config)")
     parser.add_argument("--sampler", choices=("ddpm", "ddim", "dpmsolver"), help="reverse-step rule")
     parser.add_argument("--tile", type=int, help="tile side for images larger than this (0 = never tile)")
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto (cuda when available)")
-    parser.add_argument("--predictor-only", action="store_true", help="skip the diffusion refinement")
+    parser.add_argument("--predictor-only", action="store_true", help="skip the diffusion refinement "
+                        "(= --mode predictor)")
     parser.add_argument("--compare", action="store_true", help="also write <stem>_compare.png (blurry | output)")
+    parser.add_argument("--save-samples", action="store_true", help="also write the K samples behind each output, "
+                        "<stem>_sample<k>.png (seed + k)")
+    parser.add_argument("--uncertainty", action="store_true", help="also write the per-pixel standard deviation "
+                        "over the K samples: <stem>_sigma.npy (float32, [0,1]-image units) and <stem>_sigma.png "
+                        f"({SIGMA_COLORMAP} colour map, 0 to its maximum)")
+    parser.add_argument("--save-kernel", action="store_true", help="also write the estimated blur kernel: "
+                        f"<stem>_kernel.npy and <stem>_kernel.png (scaled to its maximum, ×{KERNEL_ZOOM} nearest)")
     parser.add_argument("--precision", default="auto", choices=("auto", "no", "bf16"),
                         help="bf16 autocast where the hardware runs it fast (auto), never (no) or always (bf16)")
     return parser
@@ -69,6 +94,54 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, array)
+
+
+def _save_png(path: Path, codes: np.ndarray) -> None:
+    with atomic_path(path) as tmp:
+        Image.fromarray(codes).save(tmp, format="PNG")
+
+
+def write_uncertainty(folder: Path, stem: str, sigma: Tensor) -> None:
+    """``<stem>_sigma.npy`` (σ [H,W] float32, [0,1]-image units) and ``<stem>_sigma.png`` (colour-mapped 0 → max)."""
+    values = sigma.float().cpu().numpy()
+    _save_npy(folder / f"{stem}_sigma.npy", values)
+    scaled = values / values.max() if values.max() > 0 else values
+    rgb = colormaps[SIGMA_COLORMAP](scaled)[..., :3]
+    _save_png(folder / f"{stem}_sigma.png", np.round(rgb * 255).astype(np.uint8))
+
+
+def write_kernel(folder: Path, stem: str, kernel: Tensor) -> None:
+    """``<stem>_kernel.npy`` (the kernel [k,k] as estimated) and ``<stem>_kernel.png`` (grey, scaled to its
+    maximum, each tap a ``KERNEL_ZOOM``² block so a 33-px kernel is visible)."""
+    values = kernel.float().cpu().numpy()
+    _save_npy(folder / f"{stem}_kernel.npy", values)
+    peak = values.max()
+    scaled = np.clip(values / peak, 0, 1) if peak > 0 else np.zeros_like(values)
+    codes = np.round(scaled * 255).astype(np.uint8).repeat(KERNEL_ZOOM, axis=0).repeat(KERNEL_ZOOM, axis=1)
+    _save_png(folder / f"{stem}_kernel.png", codes)
+
+
+def _settings(args: argparse.Namespace, cfg: RunConfig) -> tuple[str | None, int, int]:
+    """(mode, steps, average) of the command line: ``--predictor-only`` = ``--mode predictor``; no mode and no
+    ``--steps`` = the averaging mode; explicit ``--steps``/``--average`` replace the mode's values."""
+    mode = args.mode
+    if args.predictor_only:
+        if mode not in (None, "predictor"):
+            raise ValueError(f"--predictor-only contradicts --mode {mode}")
+        mode = "predictor"
+    if mode is None and args.steps is None:
+        mode = "average"
+    return (mode, *resolve_mode(cfg.sample.presets(), mode, args.steps, args.average))
+
+
+def _describe(mode: str | None, steps: int, average: int) -> str:
+    setting = "predictor only" if not steps else f"{steps} steps × {average} sample{'s' * (average > 1)}"
+    return f"mode {mode}: {setting}" if mode else setting
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 1 some images failed, 2 nothing could run)."""
     args = build_parser().parse_args(argv)
@@ -76,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         device = _device(args.device)
         files = _inputs(args.input)
         model, cfg = _load(args.checkpoint, device)
-    except ValueError as exc:  # CheckpointError, ImageReadError, bad --device
+        mode, steps, average = _settings(args, cfg)
+    except ValueError as exc:  # CheckpointError, ImageReadError, bad --device or mode
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if not files:
@@ -86,32 +160,54 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --output {args.output} is the input folder; restored PNGs would overwrite inputs",
               file=sys.stderr)
         return 2
-    diffusion_flags = [flag for flag, value in (("--steps", args.steps), ("--average", args.average),
-                                                 ("--sampler", args.sampler)) if value is not None]
+    diffusion_flags = [flag for flag, value in (("--mode", args.mode), ("--steps", args.steps),
+                                                 ("--average", args.average), ("--sampler", args.sampler))
+                       if value is not None]
     if cfg.method != "dvsr" and diffusion_flags:
         print(f"note: {cfg.name} ({cfg.method}) deblurs in one shot; {', '.join(diffusion_flags)} ignored",
               file=sys.stderr)
+    elif cfg.method == "dvsr":
+        print(_describe(mode, steps, average))
+    if args.uncertainty and (cfg.method != "dvsr" or not steps or average < 2):
+        print("note: one sample per image, so the σ map is zero; average K >= 2 samples for a spread "
+              "(e.g. --mode perceptual --average 4)", file=sys.stderr)
     precision = pick_precision(device, args.precision)
     model = inference_layout(model, precision)
     if args.average_chunk is not None and hasattr(model, "average_chunk"):
         model.average_chunk = max(0, args.average_chunk)
-    steps = 0 if args.predictor_only else (cfg.sample.steps if args.steps is None else args.steps)
+    keep_samples = args.save_samples or args.uncertainty
     options = {
         "steps": steps,
-        "average": cfg.sample.average if args.average is None else args.average,
+        "average": average,
         "seed": cfg.sample.seed if args.seed is None else args.seed,
         "sampler": args.sampler or cfg.sample.sampler,
         "tile": (cfg.sample.tile if args.tile is None else args.tile) or None,
+        "return_samples": keep_samples,
     }
-    failures = 0
+    failures, kernel_noted = 0, False
     for path in tqdm(files, desc="images", unit="img"):
+        out, stem = args.output, path.stem
         try:
             blur = inference_layout(read_image(path).unsqueeze(0).to(device), precision)
             with torch.no_grad(), autocast(device, precision):
-                restored = model.restore(blur, progress=True, **options)[0].float()
-            write_image(args.output / f"{path.stem}.png", restored)
+                kernels = model.estimate_kernels(blur) if args.save_kernel else None
+                result = model.restore(blur, progress=True, **options)
+            restoration = result if isinstance(result, Restoration) else None
+            restored = (result.image if restoration else result)[0].float()
+            write_image(out / f"{stem}.png", restored)
             if args.compare:
-                write_image(args.output / f"{path.stem}_compare.png", torch.cat([blur[0].float(), restored], dim=2))
+                write_image(out / f"{stem}_compare.png", torch.cat([blur[0].float(), restored], dim=2))
+            if args.save_samples:
+                for k, image in enumerate(restoration.samples[:, 0]):
+                    write_image(out / f"{stem}_sample{k}.png", image.float())
+            if args.uncertainty:
+                write_uncertainty(out, stem, restoration.sigma[0])
+            if kernels is not None:
+                write_kernel(out, stem, kernels[0])
+            elif args.save_kernel and not kernel_noted:
+                kernel_noted = True
+                tqdm.write(f"note: {cfg.name} ({cfg.method}) estimates no blur kernel; --save-kernel writes nothing "
+                           "(--checkpoint classical or a predictor.type=kernel_aware model does)", file=sys.stderr)
         except (ImageReadError, ValueError) as exc:
             failures += 1
             tqdm.write(f"skipped {path}: {exc}", file=sys.stderr)

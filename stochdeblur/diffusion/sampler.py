@@ -24,7 +24,8 @@ to run the denoiser tile by tile while z_t and the noise stay full-size (one noi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
@@ -122,6 +123,24 @@ def auto_chunk(average: int, batch: int, height: int, width: int, device: torch.
     return max(1, min(average, CPU_PIXELS_PER_CALL // max(1, batch * height * width)))
 
 
+def _image_chunks(eps_fn: EpsFn, cond: Tensor, x_init: Tensor, steps: int, *, average: int, seed: int,
+                  sampler: str, progress: bool, chunk: int) -> Iterator[Tensor]:
+    """The K sampled images clamp(x_init + z_0^k, −1, 1) in chunks of [≤ chunk, B, 3, H, W] (0: auto)."""
+    chunk = chunk or auto_chunk(average, x_init.shape[0], *x_init.shape[-2:], x_init.device)
+    for first in range(0, average, chunk):
+        count = min(chunk, average - first)
+        residuals = sample_residual(eps_fn, cond, x_init, steps, average=count, seed=seed + first,
+                                    sampler=sampler, progress=progress)
+        yield (x_init.float().unsqueeze(0) + residuals).clamp(-1.0, 1.0)
+
+
+def _mean(chunks: Iterable[Tensor], like: Tensor, average: int) -> Tensor:
+    total = torch.zeros_like(like, dtype=torch.float32)
+    for images in chunks:
+        total += images.sum(dim=0)
+    return total / average
+
+
 def sample(eps_fn: EpsFn, cond: Tensor, x_init: Tensor, steps: int, *, average: int = 1, seed: int = 0,
            sampler: str = "ddpm", progress: bool = False, chunk: int = 0) -> Tensor:
     """Restored images: the mean over K samples of clamp(x_init + z_0^k, −1, 1).
@@ -133,11 +152,39 @@ def sample(eps_fn: EpsFn, cond: Tensor, x_init: Tensor, steps: int, *, average: 
     Shape:
         cond [B, C, H, W], x_init [B, 3, H, W] → [B, 3, H, W] in [−1, 1].
     """
-    chunk = chunk or auto_chunk(average, x_init.shape[0], *x_init.shape[-2:], x_init.device)
-    total = torch.zeros_like(x_init, dtype=torch.float32)
-    for first in range(0, average, chunk):
-        count = min(chunk, average - first)
-        residuals = sample_residual(eps_fn, cond, x_init, steps, average=count, seed=seed + first,
-                                    sampler=sampler, progress=progress)
-        total += (x_init.float().unsqueeze(0) + residuals).clamp(-1.0, 1.0).sum(dim=0)
-    return total / average
+    return _mean(_image_chunks(eps_fn, cond, x_init, steps, average=average, seed=seed, sampler=sampler,
+                               progress=progress, chunk=chunk), x_init, average)
+
+
+@dataclass
+class Restoration:
+    """A restoration with its K samples: what ``restore(..., return_samples=True)`` returns.
+
+    Attributes:
+        image: [B,3,H,W] in [−1, 1], the mean of the samples (bit-for-bit what ``restore`` returns).
+        samples: [K,B,3,H,W] in [−1, 1], the individual restorations (sample k drawn with seed ``seed + k``).
+        sigma: [B,H,W] float32, the per-pixel standard deviation over the K samples in [0, 1]-image units
+            (root mean square over the colour channels): where the samples disagree; zero when K = 1.
+    """
+
+    image: Tensor
+    samples: Tensor
+    sigma: Tensor
+
+    @classmethod
+    def from_samples(cls, samples: Tensor, image: Tensor) -> Restoration:
+        """Samples [K,B,3,H,W] and their mean ``image`` [B,3,H,W], with σ computed; a one-shot output is K = 1."""
+        variance = (samples.float() / 2).var(dim=0, correction=0).mean(dim=1)  # /2: [−1, 1] → [0, 1] units
+        return cls(image, samples, variance.sqrt())
+
+
+def sample_all(eps_fn: EpsFn, cond: Tensor, x_init: Tensor, steps: int, *, average: int = 1, seed: int = 0,
+               sampler: str = "ddpm", progress: bool = False, chunk: int = 0) -> Restoration:
+    """:func:`sample` keeping the K samples and their per-pixel spread (same draws, same mean bit for bit).
+
+    Shape:
+        cond [B, C, H, W], x_init [B, 3, H, W] → image [B,3,H,W], samples [K,B,3,H,W], sigma [B,H,W].
+    """
+    chunks = list(_image_chunks(eps_fn, cond, x_init, steps, average=average, seed=seed, sampler=sampler,
+                                progress=progress, chunk=chunk))
+    return Restoration.from_samples(torch.cat(chunks), _mean(chunks, x_init, average))

@@ -33,8 +33,8 @@ class DvSR(nn.Module):
         condition_on_init: also feed x_init to f (the denoiser must then take 9 channels).
         tile_overlap: overlap in pixels when :meth:`restore` runs tiled.
         average_chunk: most samples per denoiser call when averaging (0: auto, see ``sampler.auto_chunk``).
-        kernel_loss_weight, reblur_loss_weight: with a :class:`KernelAwarePredictor`, weights of its kernel
-            supervision (``KernelAwarePredictor.kernel_losses``); training batches must then carry ``"kernel"``.
+        kernel_loss_weight, reblur_loss_weight, edge_loss_weight: with a :class:`KernelAwarePredictor`, weights
+            of its estimator's supervision (``KernelAwarePredictor.kernel_losses``); training batches must then carry ``"kernel"``.
         kernel_only: the loss is the kernel supervision alone (stage 1: only the estimator learns).
         modes: the named modes of :meth:`restore` (``SampleConfig.presets``; default: those of ``SampleConfig()``).
     """
@@ -42,12 +42,14 @@ class DvSR(nn.Module):
     def __init__(self, predictor: nn.Module, denoiser: nn.Module, alpha_bars: Tensor, *,
                  aux_predictor_weight: float = 0.0, condition_on_init: bool = False, tile_overlap: int = 32,
                  average_chunk: int = 0, kernel_loss_weight: float = 0.0, reblur_loss_weight: float = 0.0,
-                 kernel_only: bool = False, modes: dict[str, ModePreset] | None = None) -> None:
+                 edge_loss_weight: float = 0.0, kernel_only: bool = False,
+                 modes: dict[str, ModePreset] | None = None) -> None:
         super().__init__()
         self.modes = SampleConfig().presets() if modes is None else dict(modes)
-        if (kernel_loss_weight or reblur_loss_weight) and not isinstance(predictor, KernelAwarePredictor):
+        self.kernel_weights = {"kernel_l1": kernel_loss_weight, "reblur_l1": reblur_loss_weight,
+                               "edge_l1": edge_loss_weight}
+        if any(self.kernel_weights.values()) and not isinstance(predictor, KernelAwarePredictor):
             raise ValueError("kernel supervision needs a kernel-aware predictor (predictor.type=kernel_aware)")
-        self.kernel_weights = {"kernel_l1": kernel_loss_weight, "reblur_l1": reblur_loss_weight}
         self.kernel_only = kernel_only
         self.predictor = predictor
         self.denoiser = denoiser
@@ -65,8 +67,8 @@ class DvSR(nn.Module):
                    aux_predictor_weight=cfg.diffusion.aux_predictor_weight,
                    condition_on_init=cfg.denoiser.condition_on_init, tile_overlap=cfg.sample.tile_overlap,
                    average_chunk=cfg.sample.average_chunk, kernel_loss_weight=cfg.predictor.kernel_loss_weight,
-                   reblur_loss_weight=cfg.predictor.reblur_loss_weight, kernel_only=cfg.predictor.kernel_only,
-                   modes=cfg.sample.presets())
+                   reblur_loss_weight=cfg.predictor.reblur_loss_weight, edge_loss_weight=cfg.predictor.edge_loss_weight,
+                   kernel_only=cfg.predictor.kernel_only, modes=cfg.sample.presets())
 
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
         """One group: g and f are optimised together by the joint objective."""
@@ -86,8 +88,8 @@ class DvSR(nn.Module):
             generator: source of the noise levels and ε (torch's default generator when None).
 
         Returns:
-            ``{"loss", "eps_l1"}``, ``"aux_l1"`` when the auxiliary term is on and ``"kernel_l1"``/``"reblur_l1"``
-            when the kernel supervision is; scalar tensors.
+            ``{"loss", "eps_l1"}``, ``"aux_l1"`` when the auxiliary term is on and ``"kernel_l1"``/``"reblur_l1"``/
+            ``"edge_l1"`` when the estimator's supervision is; scalar tensors.
         """
         if group != "model":
             raise ValueError(f"DvSR has one parameter group 'model', got {group!r}")
@@ -98,11 +100,12 @@ class DvSR(nn.Module):
                 raise ValueError("kernel supervision is on but the batch has no 'kernel' (synthetic data carries it;"
                                  " set predictor.kernel_loss_weight=0 and reblur_loss_weight=0 for real pairs)")
             if self.kernel_only:
-                terms = self.predictor.kernel_losses(self.predictor.estimate_kernel(blur), batch)
+                sharp_luma = self.predictor.sharp_estimate(blur)
+                terms = self.predictor.kernel_losses(sharp_luma, self.predictor.fit_kernel(blur, sharp_luma), batch)
                 loss = sum(self.kernel_weights[name] * value for name, value in terms.items())
                 return {"loss": loss, **{name: value.detach() for name, value in terms.items()}}
             run = self.predictor.run(blur)
-            x_init, kernel_terms = run.image, self.predictor.kernel_losses(run.kernel, batch)
+            x_init, kernel_terms = run.image, self.predictor.kernel_losses(run.sharp_luma, run.kernel, batch)
         else:
             x_init, kernel_terms = self.predictor(blur), {}
         residual = sharp - x_init

@@ -34,8 +34,10 @@ LUMA = (0.299, 0.587, 0.114)
 
 @dataclass
 class KernelAwareOutput:
-    """What the predictor computed: the kernel estimate [B,k,k], the deconvolution and x_init, [B,3,H,W]."""
+    """What the predictor computed: E's sharp luminance [B,1,H,W], the kernel estimate [B,k,k], the
+    deconvolution and x_init, [B,3,H,W]."""
 
+    sharp_luma: Tensor
     kernel: Tensor
     deconvolved: Tensor
     image: Tensor
@@ -120,27 +122,37 @@ class KernelAwarePredictor(nn.Module):
         self.deconv_iterations, self.deconv_lam, self.kernel_reg = deconv_iterations, deconv_lam, kernel_reg
         self.size_multiple = max(self.estimator.size_multiple, self.refiner.size_multiple)
 
+    def sharp_estimate(self, blur: Tensor) -> Tensor:
+        """E's sharp luminance x̂ = luma(y) + E(y), [B,1,H,W] fp32, from y [B,3,H,W] in [−1, 1]."""
+        return luminance(blur.float()) + self.estimator(blur).float()
+
+    def fit_kernel(self, blur: Tensor, sharp_luma: Tensor) -> Tensor:
+        """k̂ [B, k, k] (≥ 0, sums to 1, fp32): the least-squares kernel between y and E's x̂."""
+        size = min(self.kernel_size, *blur.shape[-2:])
+        return least_squares_kernel(luminance(blur.float()), sharp_luma, size, self.kernel_reg)
+
     def estimate_kernel(self, blur: Tensor) -> Tensor:
         """k̂ [B, k, k] (≥ 0, sums to 1, fp32) from y [B,3,H,W] in [−1, 1]."""
-        luma = luminance(blur.float())
-        sharp = luma + self.estimator(blur).float()
-        return least_squares_kernel(luma, sharp, min(self.kernel_size, *blur.shape[-2:]), self.kernel_reg)
+        return self.fit_kernel(blur, self.sharp_estimate(blur))
 
     def run(self, blur: Tensor) -> KernelAwareOutput:
         """All intermediate results of g on y [B,3,H,W] in [−1, 1]."""
-        kernel = self.estimate_kernel(blur)
+        sharp_luma = self.sharp_estimate(blur)
+        kernel = self.fit_kernel(blur, sharp_luma)
         with _fp32(blur.device):
             deconvolved = deconvolve(blur.float(), kernel, "tv", lam=self.deconv_lam,
                                      iterations=self.deconv_iterations).clamp(-1.5, 1.5)
         image = self.refiner(torch.cat([deconvolved.to(blur.dtype), blur], dim=1))
-        return KernelAwareOutput(kernel=kernel, deconvolved=deconvolved, image=image)
+        return KernelAwareOutput(sharp_luma=sharp_luma, kernel=kernel, deconvolved=deconvolved, image=image)
 
     def forward(self, blur: Tensor) -> Tensor:
         """x_init [B,3,H,W] (unclamped) from y [B,3,H,W] in [−1, 1], any H×W ≥ the kernel."""
         return self.run(blur).image
 
-    def kernel_losses(self, kernel: Tensor, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        """Direct supervision of the estimate ``kernel`` [B,k,k] by the pair's true kernel (``batch["kernel"]``, [B,K,K] centred):
+    def kernel_losses(self, sharp_luma: Tensor, kernel: Tensor, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Direct supervision of E: ``edge_l1`` (L1 between the gradients of x̂ and of the sharp luminance — the
+        dense signal; the least-squares fit is exact when x̂ has the true edges) and, of the estimate ``kernel``
+        [B,k,k], by the pair's true kernel (``batch["kernel"]``, [B,K,K] centred):
         ``kernel_l1`` (L1 on the kernels padded to a common size, ×K² so it is O(1)) and ``reblur_l1``
         (L1 between y and the valid blur of the sharp support by k̂ — shape, not pixel position, is what the
         deconvolution needs)."""
@@ -153,4 +165,6 @@ class KernelAwarePredictor(nn.Module):
         reblurred = blur_circular(fft_safe(sharp), kernel)  # wrap-around reaches k // 2 px: cropped below
         inner = slice(k, -k) if min(blur.shape[-2:]) > 3 * k else slice(None)
         reblur_l1 = (reblurred - blur)[..., inner, inner].abs().mean()
-        return {"kernel_l1": kernel_l1, "reblur_l1": reblur_l1}
+        truth_luma = luminance(sharp)
+        edge_l1 = sum((torch.diff(sharp_luma, dim=d) - torch.diff(truth_luma, dim=d)).abs().mean() for d in (-2, -1))
+        return {"kernel_l1": kernel_l1, "reblur_l1": reblur_l1, "edge_l1": edge_l1}
