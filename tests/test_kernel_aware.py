@@ -11,9 +11,10 @@ from stochdeblur.data.synth import dead_leaves, degrade, motion_kernel, pad_kern
 from stochdeblur.methods import build_method
 from stochdeblur.metrics import psnr
 from stochdeblur.models import build_predictor
-from stochdeblur.models.kernel_aware import KernelAwarePredictor, least_squares_kernel, luminance
+from stochdeblur.models.kernel_aware import KernelAwarePredictor, least_squares_kernel
 from stochdeblur.physics import deconvolve
 from stochdeblur.physics import kernels as K
+from stochdeblur.physics.operators import luminance
 
 TINY = "configs/dvsr_kernel_aware_tiny.yaml"
 

@@ -27,9 +27,7 @@ from torch import Tensor, nn
 from stochdeblur.models.unet import UNet
 from stochdeblur.physics import kernels as K
 from stochdeblur.physics.nonblind import deconvolve
-from stochdeblur.physics.operators import blur_circular, fft_safe
-
-LUMA = (0.299, 0.587, 0.114)
+from stochdeblur.physics.operators import blur_circular, fft_safe, luminance
 
 
 @dataclass
@@ -41,12 +39,6 @@ class KernelAwareOutput:
     kernel: Tensor
     deconvolved: Tensor
     image: Tensor
-
-
-def luminance(image: Tensor) -> Tensor:
-    """ITU-R 601 luma of [B,3,H,W] → [B,1,H,W]."""
-    weights = torch.tensor(LUMA, dtype=image.dtype, device=image.device)[None, :, None, None]
-    return (image * weights).sum(dim=1, keepdim=True)
 
 
 def _window(height: int, width: int, margin: int, dtype: torch.dtype, device: torch.device) -> Tensor:

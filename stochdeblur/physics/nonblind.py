@@ -59,7 +59,7 @@ DEFAULTS: dict[str, PriorDefaults] = {
 BETA = 10.0  # ADMM penalty of w = ∇x, in units of λ
 
 
-def _fft_size(n: int) -> int:
+def fft_size(n: int) -> int:
     """The smallest size ≥ n whose prime factors are 2, 3 and 5 (fast FFT)."""
     while True:
         m = n
@@ -162,7 +162,7 @@ def deconvolve(
         raise ValueError(f"need lam > 0, mu > 0 and iterations >= 1, got lam={lam}, mu={mu}, iterations={iterations}")
 
     top = crop_offset(k)
-    frame = (_fft_size(h + k - 1), _fft_size(w + k - 1))
+    frame = (fft_size(h + k - 1), fft_size(w + k - 1))
     observed = torch.zeros(frame, dtype=y.dtype, device=y.device)
     observed[top:top + h, top:top + w] = 1.0
     unit = (y + 1.0) * 0.5

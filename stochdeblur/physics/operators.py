@@ -37,6 +37,17 @@ def fft_safe(x: Tensor) -> Tensor:
     return _ContiguousGrad.apply(x) if x.requires_grad else x.contiguous()
 
 
+LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601
+
+
+def luminance(image: Tensor) -> Tensor:
+    """BT.601 luma of ``[..., 3, H, W]`` (the mean of other channel counts) → ``[..., 1, H, W]``, same units."""
+    if image.shape[-3] != 3:
+        return image.mean(dim=-3, keepdim=True)
+    weights = torch.tensor(LUMA, dtype=image.dtype, device=image.device)[:, None, None]
+    return (image * weights).sum(dim=-3, keepdim=True)
+
+
 def batch_kernels(kernel: Tensor, batch: int) -> Tensor:
     """``[k, k]`` or ``[B, k, k]`` → ``[B, k, k]`` (a single kernel is shared by the batch)."""
     if kernel.dim() == 2:
