@@ -30,6 +30,8 @@ demo: $(STAMP)
 RUN ?= runs/dvsr_default
 OFFLINE := OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE} HF_HUB_OFFLINE=1 WANDB_MODE=offline
 figures: $(STAMP)
+	$(OFFLINE) $(BIN)/python benchmarks/deconvolve_tuning.py
+	$(OFFLINE) $(BIN)/python benchmarks/blind_kernel.py
 	$(OFFLINE) $(BIN)/python benchmarks/default_model.py
 	$(OFFLINE) $(BIN)/python benchmarks/kernel_sizes.py
 	rm -rf docs/results/default_eval

@@ -16,11 +16,15 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+# The names a config may use. Each has a builder registry elsewhere (config imports no model code); the tests
+# check that the two list the same names (tests/test_config.py, tests/test_synth.py).
 PREDICTOR_TYPES = ("unet", "unet_xy", "kernel_aware", "fpn_mobilenet", "fpn_inception", "fpn_mobilenet_dsc")
 GENERATOR_TYPES = ("fpn_mobilenet", "fpn_inception", "fpn_mobilenet_dsc", "resnet_v1", "unet", "unet_xy")
+DISCRIMINATOR_TYPES = ("double", "patch", "full")
 METHODS = ("dvsr", "deblurganv2", "deblurgan_v1", "classical")
+SAMPLER_TYPES = ("ddpm", "ddim", "dpmsolver")
 DATA_KINDS = ("synthetic", "gopro", "hide", "realblur", "pairs")
-KERNEL_GENERATORS = ("boracchi", "gp")  # stochdeblur.data.synth.KERNEL_GENERATORS
+KERNEL_GENERATORS = ("boracchi", "gp")
 
 
 class ConfigError(ValueError):
@@ -57,6 +61,13 @@ class PredictorConfig:
     reblur_loss_weight: float = 0.0
     # and the dense one: L1 between the gradients of E's sharp luminance and the sharp image's
     edge_loss_weight: float = 0.0
+    # where k̂ comes from: "learned" (E + least squares) or "classical" (physics.estimate_kernel per image, no
+    # E); with train_kernel "truth" the refiner trains on the pairs' own kernels, blurred by σ <= kernel_blur_max
+    # px and with probability wrong_kernel_prob rotated 90°, so it sees estimate-like errors
+    kernel_source: str = "learned"
+    train_kernel: str = "estimated"
+    kernel_blur_max: float = 1.5
+    wrong_kernel_prob: float = 0.2
     # stage 1 of the kernel-aware recipe: train only the kernel estimator on its supervision (no deconvolution,
     # refiner or denoiser in the step: ~10x cheaper); stage 2 starts from it with train.init_from.
     kernel_only: bool = False
@@ -66,7 +77,12 @@ class PredictorConfig:
         if self.kernel_size < 3 or self.deconv_iterations < 1 or self.deconv_lam < 0:
             raise ConfigError(f"predictor: need kernel_size >= 3 ({self.kernel_size}), deconv_iterations >= 1 "
                               f"({self.deconv_iterations}) and deconv_lam >= 0 ({self.deconv_lam})")
+        _check_choice("predictor", "kernel_source", self.kernel_source, ("learned", "classical"))
+        _check_choice("predictor", "train_kernel", self.train_kernel, ("estimated", "truth"))
         supervised = self.kernel_loss_weight or self.reblur_loss_weight or self.edge_loss_weight
+        if self.kernel_source == "classical" and (supervised or self.train_kernel != "truth"):
+            raise ConfigError("predictor.kernel_source=classical has no learned estimator: set train_kernel=truth "
+                              "and the kernel/reblur/edge loss weights to 0")
         if self.type != "kernel_aware" and (supervised or self.kernel_only):
             raise ConfigError("predictor.kernel_loss_weight/reblur_loss_weight/edge_loss_weight/kernel_only need "
                               "predictor.type=kernel_aware")
@@ -139,7 +155,7 @@ class SampleConfig:
             raise ConfigError(f"sample.kernel_size={self.kernel_size} must be >= 3")
         if self.average_chunk < 0:
             raise ConfigError(f"sample.average_chunk={self.average_chunk} must be >= 0 (0 = auto)")
-        _check_choice("sample", "sampler", self.sampler, ("ddpm", "ddim", "dpmsolver"))
+        _check_choice("sample", "sampler", self.sampler, SAMPLER_TYPES)
         if self.steps < 0 or self.average < 1:
             raise ConfigError(f"sample: need steps >= 0 ({self.steps}) and average >= 1 ({self.average})")
         for name, preset in self.modes.items():
@@ -193,7 +209,7 @@ class GANConfig:
 
     def __post_init__(self) -> None:
         _check_choice("gan", "generator", self.generator, GENERATOR_TYPES)
-        _check_choice("gan", "discriminator", self.discriminator, ("double", "patch", "full"))
+        _check_choice("gan", "discriminator", self.discriminator, DISCRIMINATOR_TYPES)
         _check_choice("gan", "adv_loss", self.adv_loss, ("ragan-ls", "wgan-gp"))
         _check_choice("gan", "perceptual", self.perceptual, ("vgg19", "none"))
 

@@ -97,3 +97,32 @@ def test_restore_runs_tiled_with_a_kernel_per_tile() -> None:
     tiled = model.restore(blur, steps=None, tile=48)
     assert whole.shape == tiled.shape == blur.shape
     assert torch.isfinite(tiled).all()
+
+
+def test_classical_kernel_source_trains_the_refiner_on_perturbed_true_kernels() -> None:
+    overrides = ["predictor.kernel_source=classical", "predictor.train_kernel=truth",
+                 "predictor.kernel_loss_weight=0", "predictor.reblur_loss_weight=0"]
+    model = build_method(load_config(TINY, overrides))
+    assert model.predictor.estimator is None  # no learned estimator to train
+    blur, sharp, kernel = _pair(5, 9, side=48)
+    batch = {"blur": blur, "sharp": sharp, "kernel": torch.from_numpy(pad_kernel(kernel, 9))[None]}
+    out = model(batch, generator=torch.Generator().manual_seed(0))
+    assert set(out) == {"loss", "eps_l1", "aux_l1"}
+    out["loss"].backward()
+    assert all(p.grad is not None for p in model.predictor.refiner.parameters())
+    with pytest.raises(ValueError, match="train_kernel=truth"):
+        load_config(TINY, ["predictor.kernel_source=classical"])
+
+
+def test_perturbed_kernels_stay_kernels_and_rotate_when_wrong() -> None:
+    predictor = build_method(load_config(TINY)).predictor
+    kernel = torch.zeros(1, 9, 9)
+    kernel[0, 4, 1:8] = 1 / 7  # horizontal streak
+    predictor.kernel_blur_max, predictor.wrong_kernel_prob = 0.0, 1.0
+    rotated = predictor.perturb_kernels(kernel, torch.Generator().manual_seed(0))
+    assert float(rotated.sum()) == pytest.approx(1.0) and K.ncc(rotated[0], kernel[0].T, max_shift=0) > 0.99
+    predictor.kernel_blur_max, predictor.wrong_kernel_prob = 1.5, 0.0
+    soft = predictor.perturb_kernels(kernel.expand(8, 9, 9), torch.Generator().manual_seed(0))
+    assert soft.min() >= 0 and torch.allclose(soft.sum((-2, -1)), torch.ones(8))
+    assert 0.7 < min(K.ncc(k, kernel[0]) for k in soft)
+    assert float(soft.amax(dim=(-2, -1)).mean()) < 0.9 * float(kernel.amax())  # blurred on average

@@ -17,13 +17,14 @@ from torch import Tensor, nn
 from stochdeblur.config import ModePreset, RunConfig, SampleConfig, resolve_mode
 from stochdeblur.diffusion.sampler import EpsFn, Restoration, sample, sample_all
 from stochdeblur.diffusion.schedule import alpha_bar_table, sample_noise_level
+from stochdeblur.methods.base import Method, OptimizerGroup
 from stochdeblur.models import build_denoiser, build_predictor
 from stochdeblur.models.kernel_aware import KernelAwarePredictor
 from stochdeblur.tiling import tiled_apply
 
 
-class DvSR(nn.Module):
-    """Predictor g + residual denoiser f, trained jointly; one optimizer group ``"model"``.
+class DvSR(Method):
+    """Predictor g + residual denoiser f, trained jointly; one optimizer group ``"model"``; samples.
 
     Args:
         predictor: g, maps y [B,3,H,W] in [-1,1] to x_init (any H×W).
@@ -36,21 +37,28 @@ class DvSR(nn.Module):
         kernel_loss_weight, reblur_loss_weight, edge_loss_weight: with a :class:`KernelAwarePredictor`, weights
             of its estimator's supervision (``KernelAwarePredictor.kernel_losses``); training batches must then carry ``"kernel"``.
         kernel_only: the loss is the kernel supervision alone (stage 1: only the estimator learns).
+        true_kernels: the predictor deconvolves with the pairs' own kernels, perturbed
+            (``KernelAwarePredictor.perturb_kernels``), instead of its estimate (``predictor.train_kernel=truth``).
         modes: the named modes of :meth:`restore` (``SampleConfig.presets``; default: those of ``SampleConfig()``).
+        lr: base learning rate of the group (``train.lr``).
     """
+
+    samples = True
 
     def __init__(self, predictor: nn.Module, denoiser: nn.Module, alpha_bars: Tensor, *,
                  aux_predictor_weight: float = 0.0, condition_on_init: bool = False, tile_overlap: int = 32,
                  average_chunk: int = 0, kernel_loss_weight: float = 0.0, reblur_loss_weight: float = 0.0,
-                 edge_loss_weight: float = 0.0, kernel_only: bool = False,
-                 modes: dict[str, ModePreset] | None = None) -> None:
+                 edge_loss_weight: float = 0.0, kernel_only: bool = False, true_kernels: bool = False,
+                 modes: dict[str, ModePreset] | None = None, lr: float = 1e-4) -> None:
         super().__init__()
         self.modes = SampleConfig().presets() if modes is None else dict(modes)
         self.kernel_weights = {"kernel_l1": kernel_loss_weight, "reblur_l1": reblur_loss_weight,
                                "edge_l1": edge_loss_weight}
         if any(self.kernel_weights.values()) and not isinstance(predictor, KernelAwarePredictor):
             raise ValueError("kernel supervision needs a kernel-aware predictor (predictor.type=kernel_aware)")
-        self.kernel_only = kernel_only
+        self.kernel_only, self.true_kernels = kernel_only, true_kernels
+        if true_kernels and not isinstance(predictor, KernelAwarePredictor):
+            raise ValueError("training on true kernels needs a kernel-aware predictor (predictor.type=kernel_aware)")
         self.predictor = predictor
         self.denoiser = denoiser
         self.register_buffer("alpha_bars", alpha_bars.to(torch.float64), persistent=False)
@@ -58,6 +66,7 @@ class DvSR(nn.Module):
         self.condition_on_init = condition_on_init
         self.tile_overlap = tile_overlap
         self.average_chunk = average_chunk
+        self.lr = lr
         self.size_multiple = max(getattr(predictor, "size_multiple", 1), getattr(denoiser, "size_multiple", 1))
 
     @classmethod
@@ -68,11 +77,11 @@ class DvSR(nn.Module):
                    condition_on_init=cfg.denoiser.condition_on_init, tile_overlap=cfg.sample.tile_overlap,
                    average_chunk=cfg.sample.average_chunk, kernel_loss_weight=cfg.predictor.kernel_loss_weight,
                    reblur_loss_weight=cfg.predictor.reblur_loss_weight, edge_loss_weight=cfg.predictor.edge_loss_weight,
-                   kernel_only=cfg.predictor.kernel_only, modes=cfg.sample.presets())
+                   kernel_only=cfg.predictor.kernel_only, modes=cfg.sample.presets(), lr=cfg.train.lr)
 
-    def param_groups(self) -> dict[str, list[nn.Parameter]]:
+    def optimizer_groups(self) -> dict[str, OptimizerGroup]:
         """One group: g and f are optimised together by the joint objective."""
-        return {"model": list(self.parameters())}
+        return {"model": OptimizerGroup(list(self.parameters()), self.lr)}
 
     def condition(self, blur: Tensor, x_init: Tensor) -> Tensor:
         """What f is conditioned on: y, or [y, x_init] with ``condition_on_init`` (concatenated before z_t)."""
@@ -106,6 +115,11 @@ class DvSR(nn.Module):
                 return {"loss": loss, **{name: value.detach() for name, value in terms.items()}}
             run = self.predictor.run(blur)
             x_init, kernel_terms = run.image, self.predictor.kernel_losses(run.sharp_luma, run.kernel, batch)
+        elif self.true_kernels:
+            if "kernel" not in batch:
+                raise ValueError("predictor.train_kernel=truth needs batches with the pairs' 'kernel' (synthetic data)")
+            kernel = self.predictor.perturb_kernels(batch["kernel"], generator)
+            x_init, kernel_terms = self.predictor.run(blur, kernel).image, {}
         else:
             x_init, kernel_terms = self.predictor(blur), {}
         residual = sharp - x_init

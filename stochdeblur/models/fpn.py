@@ -37,8 +37,6 @@ from torch import Tensor, nn
 from ..tiling import pad_to_multiple
 
 BACKBONES = ("mobilenet_v2", "inception_resnet_v2", "mobilenet_dsc")
-_TIMM_NAMES = {"mobilenet_v2": "mobilenetv2_100", "inception_resnet_v2": "inception_resnet_v2",
-               "mobilenet_dsc": "mobilenetv2_100"}
 
 
 class PretrainedWeightsMissing(UserWarning):
@@ -72,15 +70,16 @@ def _load_state_dict(path: Path) -> dict[str, Tensor]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def create_timm_backbone(timm_name: str, pretrained: bool) -> nn.Module:
-    """A full timm classifier, with ImageNet weights from the local cache when asked and present.
+def create_timm_backbone(timm_name: str, pretrained: bool) -> tuple[nn.Module, bool]:
+    """A full timm classifier, with ImageNet weights from the local cache when asked and present, and whether
+    they were loaded.
 
     Never touches the network: when the weights are not cached, one :class:`PretrainedWeightsMissing` warning
     says where they were looked for and the model keeps its random init.
     """
     model = timm.create_model(timm_name, pretrained=False)
     if not pretrained:
-        return model
+        return model, False
     path = _cached_weight_file(timm_name)
     if path is None:
         cfg = timm.models.get_pretrained_cfg(timm_name)
@@ -88,14 +87,14 @@ def create_timm_backbone(timm_name: str, pretrained: bool) -> nn.Module:
         warnings.warn(f"ImageNet weights for backbone {timm_name!r} are not in the local cache ({where}; "
                       f"HF hub cache or {torch.hub.get_dir()}/checkpoints); starting from random init",
                       PretrainedWeightsMissing, stacklevel=3)
-        return model
+        return model, False
     model.load_state_dict(_load_state_dict(path))
-    return model
+    return model, True
 
 
-def _mobilenet_v2_stages(pretrained: bool) -> tuple[nn.ModuleList, tuple[int, ...]]:
+def _mobilenet_v2_stages(pretrained: bool) -> tuple[nn.ModuleList, tuple[int, ...], bool]:
     """Official taps of torchvision-style MobileNetV2: features[0:2], [2:4], [4:7], [7:11], [11:16]."""
-    net = create_timm_backbone("mobilenetv2_100", pretrained)
+    net, loaded = create_timm_backbone("mobilenetv2_100", pretrained)
     blocks = net.blocks
     stages = nn.ModuleList([
         nn.Sequential(net.conv_stem, net.bn1, blocks[0]),    # stride 2, 16 ch
@@ -104,7 +103,7 @@ def _mobilenet_v2_stages(pretrained: bool) -> tuple[nn.ModuleList, tuple[int, ..
         blocks[3],                                            # stride 16, 64 ch
         nn.Sequential(blocks[4], blocks[5][0], blocks[5][1]),  # stride 32, 160 ch (features[16:] unused)
     ])
-    return stages, (16, 24, 32, 64, 160)
+    return stages, (16, 24, 32, 64, 160), loaded
 
 
 def _same_padding(module: nn.Module) -> None:
@@ -116,9 +115,9 @@ def _same_padding(module: nn.Module) -> None:
             layer.padding = layer.kernel_size // 2
 
 
-def _inception_resnet_v2_stages(pretrained: bool) -> tuple[nn.ModuleList, tuple[int, ...]]:
+def _inception_resnet_v2_stages(pretrained: bool) -> tuple[nn.ModuleList, tuple[int, ...], bool]:
     """Official taps: conv2d_1a | 2a,2b,pool | 3b,4a,pool | 5b,10×block35,6a | 20×block17,7a (block8… unused)."""
-    net = create_timm_backbone("inception_resnet_v2", pretrained)
+    net, loaded = create_timm_backbone("inception_resnet_v2", pretrained)
     stages = nn.ModuleList([
         net.conv2d_1a,
         nn.Sequential(net.conv2d_2a, net.conv2d_2b, net.maxpool_3a),
@@ -127,7 +126,7 @@ def _inception_resnet_v2_stages(pretrained: bool) -> tuple[nn.ModuleList, tuple[
         nn.Sequential(net.repeat_1, net.mixed_7a),
     ])
     _same_padding(stages)
-    return stages, (32, 64, 192, 1088, 2080)
+    return stages, (32, 64, 192, 1088, 2080), loaded
 
 
 def conv3x3(in_ch: int, out_ch: int, bias: bool, separable: bool) -> nn.Module:
@@ -169,7 +168,8 @@ class FPNGenerator(nn.Module):
     Args:
         backbone: ``"mobilenet_v2"`` (C_fpn 128, fpn_mobilenet), ``"inception_resnet_v2"`` (C_fpn 256,
             fpn_inception) or ``"mobilenet_dsc"`` (MobileNetV2 + depthwise-separable FPN convs).
-        pretrained_backbone: load ImageNet weights from the local cache (warn and use random init if absent).
+        pretrained_backbone: load ImageNet weights from the local cache (warn and use random init if absent);
+            ``backbone_pretrained`` then says whether they were loaded.
         norm: ``"instance"`` (official) or ``"batch"`` for the FPN's td/smooth layers.
     """
 
@@ -182,10 +182,10 @@ class FPNGenerator(nn.Module):
             raise ValueError(f"FPNGenerator: backbone={backbone!r} is not one of {', '.join(BACKBONES)}")
         self.backbone_name = backbone
         if backbone == "inception_resnet_v2":
-            self.encoder, channels = _inception_resnet_v2_stages(pretrained_backbone)
+            self.encoder, channels, self.backbone_pretrained = _inception_resnet_v2_stages(pretrained_backbone)
             fpn_ch = 256
         else:
-            self.encoder, channels = _mobilenet_v2_stages(pretrained_backbone)
+            self.encoder, channels, self.backbone_pretrained = _mobilenet_v2_stages(pretrained_backbone)
             fpn_ch = 128
         head_ch = fpn_ch // 2
         dsc = backbone == "mobilenet_dsc"

@@ -22,12 +22,16 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from stochdeblur.models.unet import UNet
+from stochdeblur.physics import estimate_kernel
 from stochdeblur.physics import kernels as K
 from stochdeblur.physics.nonblind import deconvolve
 from stochdeblur.physics.operators import blur_circular, fft_safe, luminance
+
+KERNEL_SOURCES = ("learned", "classical")
 
 
 @dataclass
@@ -35,7 +39,7 @@ class KernelAwareOutput:
     """What the predictor computed: E's sharp luminance [B,1,H,W], the kernel estimate [B,k,k], the
     deconvolution and x_init, [B,3,H,W]."""
 
-    sharp_luma: Tensor
+    sharp_luma: Tensor | None  # None when the kernel did not come from E
     kernel: Tensor
     deconvolved: Tensor
     image: Tensor
@@ -96,26 +100,39 @@ class KernelAwarePredictor(nn.Module):
         deconv_iterations: unrolled ADMM iterations of the TV deconvolution (cost grows linearly).
         deconv_lam: TV weight of that deconvolution (None: ``physics.nonblind`` default).
         kernel_reg: relative Tikhonov weight of the least-squares kernel fit.
+        kernel_source: ``"learned"`` (E + least squares, trained by :meth:`kernel_losses`) or ``"classical"``
+            (:func:`stochdeblur.physics.estimate_kernel` per image, no E; the refiner is then trained on the
+            pairs' own kernels, perturbed by :meth:`perturb_kernels`, since the classical estimate is too slow
+            for a training step).
+        kernel_blur_max, wrong_kernel_prob: the training perturbation of true kernels (:meth:`perturb_kernels`).
     """
 
     def __init__(self, kernel_size: int = 33, *, estimator_channels: int = 16, refiner_channels: int = 32,
                  channel_mults: tuple[int, ...] = (1, 2, 3, 4), num_res_blocks: int = 2, deconv_iterations: int = 30,
-                 deconv_lam: float | None = None, kernel_reg: float = 1e-2) -> None:
+                 deconv_lam: float | None = None, kernel_reg: float = 1e-2, kernel_source: str = "learned",
+                 kernel_blur_max: float = 1.5, wrong_kernel_prob: float = 0.2) -> None:
         super().__init__()
         if kernel_size < 3:
             raise ValueError(f"kernel_size must be >= 3, got {kernel_size}")
-        self.kernel_size = int(kernel_size)
-        self.estimator = UNet(in_channels=3, out_channels=1, base_channels=estimator_channels,
-                              channel_mults=channel_mults, num_res_blocks=num_res_blocks)
-        nn.init.zeros_(self.estimator.head.weight)  # x̂ = y at start: k̂ ≈ delta, x_dec ≈ y
-        nn.init.zeros_(self.estimator.head.bias)
+        if kernel_source not in KERNEL_SOURCES:
+            raise ValueError(f"kernel_source must be one of {', '.join(KERNEL_SOURCES)}, got {kernel_source!r}")
+        self.kernel_size, self.kernel_source = int(kernel_size), kernel_source
+        self.estimator: UNet | None = None
+        if kernel_source == "learned":
+            self.estimator = UNet(in_channels=3, out_channels=1, base_channels=estimator_channels,
+                                  channel_mults=channel_mults, num_res_blocks=num_res_blocks)
+            nn.init.zeros_(self.estimator.head.weight)  # x̂ = y at start: k̂ ≈ delta, x_dec ≈ y
+            nn.init.zeros_(self.estimator.head.bias)
         self.refiner = UNet(in_channels=6, out_channels=3, base_channels=refiner_channels,
                             channel_mults=channel_mults, num_res_blocks=num_res_blocks, input_residual=True)
         self.deconv_iterations, self.deconv_lam, self.kernel_reg = deconv_iterations, deconv_lam, kernel_reg
-        self.size_multiple = max(self.estimator.size_multiple, self.refiner.size_multiple)
+        self.kernel_blur_max, self.wrong_kernel_prob = kernel_blur_max, wrong_kernel_prob
+        self.size_multiple = self.refiner.size_multiple
 
     def sharp_estimate(self, blur: Tensor) -> Tensor:
         """E's sharp luminance x̂ = luma(y) + E(y), [B,1,H,W] fp32, from y [B,3,H,W] in [−1, 1]."""
+        if self.estimator is None:
+            raise ValueError("this predictor has no learned estimator (kernel_source='classical')")
         return luminance(blur.float()) + self.estimator(blur).float()
 
     def fit_kernel(self, blur: Tensor, sharp_luma: Tensor) -> Tensor:
@@ -124,13 +141,39 @@ class KernelAwarePredictor(nn.Module):
         return least_squares_kernel(luminance(blur.float()), sharp_luma, size, self.kernel_reg)
 
     def estimate_kernel(self, blur: Tensor) -> Tensor:
-        """k̂ [B, k, k] (≥ 0, sums to 1, fp32) from y [B,3,H,W] in [−1, 1]."""
+        """k̂ [B, k, k] (≥ 0, sums to 1, fp32) from y [B,3,H,W] in [−1, 1], by ``kernel_source``."""
+        if self.kernel_source == "classical":
+            size = min(self.kernel_size, *blur.shape[-2:])
+            with torch.no_grad(), _fp32(blur.device):
+                return torch.stack([estimate_kernel(image.float(), size)[0] for image in blur]).to(blur.device)
         return self.fit_kernel(blur, self.sharp_estimate(blur))
 
-    def run(self, blur: Tensor) -> KernelAwareOutput:
-        """All intermediate results of g on y [B,3,H,W] in [−1, 1]."""
-        sharp_luma = self.sharp_estimate(blur)
-        kernel = self.fit_kernel(blur, sharp_luma)
+    def perturb_kernels(self, kernels: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Training kernels that look like estimates: each true kernel [B,K,K] is blurred by a Gaussian of
+        σ ~ U(0, kernel_blur_max) px (a soft estimate, nearly as good as the truth), and with probability
+        ``wrong_kernel_prob`` rotated by 90° (a wrong orientation, the expensive error), so the refiner learns
+        both to use the deconvolution and to fall back on y when it is wrong."""
+        b, k = kernels.shape[0], kernels.shape[-1]
+        draw = torch.rand(b, 2, generator=generator, device=generator.device if generator else None).to(kernels)
+        sigma = draw[:, 0] * self.kernel_blur_max
+        offsets = torch.arange(-3, 4, dtype=kernels.dtype, device=kernels.device)
+        taps = torch.exp(-0.5 * (offsets[None] / sigma[:, None].clamp_min(1e-3)) ** 2)
+        taps = taps / taps.sum(dim=1, keepdim=True)
+        soft = F.conv2d(kernels[None].float(), taps[:, None, :, None].float(), padding=(3, 0), groups=b)
+        soft = F.conv2d(soft, taps[:, None, None, :].float(), padding=(0, 3), groups=b)[0]
+        wrong = draw[:, 1] < self.wrong_kernel_prob
+        soft = torch.where(wrong[:, None, None], soft.transpose(-2, -1).flip(-1), soft)
+        return K.normalize(soft[..., :k, :k])
+
+    def run(self, blur: Tensor, kernel: Tensor | None = None) -> KernelAwareOutput:
+        """All intermediate results of g on y [B,3,H,W] in [−1, 1]; ``kernel`` [B,k,k] replaces the estimate
+        (training on true, perturbed kernels)."""
+        sharp_luma = None
+        if kernel is None and self.kernel_source == "learned":
+            sharp_luma = self.sharp_estimate(blur)
+            kernel = self.fit_kernel(blur, sharp_luma)
+        elif kernel is None:
+            kernel = self.estimate_kernel(blur)
         with _fp32(blur.device):
             deconvolved = deconvolve(blur.float(), kernel, "tv", lam=self.deconv_lam,
                                      iterations=self.deconv_iterations).clamp(-1.5, 1.5)
