@@ -1,11 +1,11 @@
-# Entry points: `make test`, `make demo` and `make figures`. Each creates .venv on first use and reinstalls only
+# Entry points: `make test`, `make demo`, `make figures` and `make gpu-check`. Each creates .venv on first use and reinstalls only
 # when pyproject.toml changes (the stamp file records the last install).
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: test demo figures lint clean-venv photos
+.PHONY: test demo figures lint clean-venv photos gpu-check
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -18,6 +18,11 @@ $(STAMP): pyproject.toml
 # training job holds the cores (measured: tests/test_dvsr.py + test_training.py 197 s spinning, 124 s passive).
 test: $(STAMP)
 	OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE} HF_HUB_OFFLINE=1 WANDB_MODE=offline $(BIN)/python -m pytest -q
+
+# On a CUDA machine: the gpu-marked tests, two minutes of dvsr_gopro-shaped training in bf16 (stopped, then
+# resumed) and the sampler's cost on the GPU, within 8 minutes (stochdeblur/cli/gpu_check.py). Elsewhere: one line.
+gpu-check: $(STAMP)
+	HF_HUB_OFFLINE=1 WANDB_MODE=offline $(BIN)/python scripts/gpu_check.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check stochdeblur scripts tests benchmarks

@@ -36,15 +36,14 @@ from matplotlib.figure import Figure
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from stochdeblur import trackers
 from stochdeblur.checkpointing import tensors_digest
-from stochdeblur.config import ModePreset, SampleConfig
-from stochdeblur.io import read_image, write_image
+from stochdeblur.config import SAMPLER_TYPES, ModePreset, SampleConfig
+from stochdeblur.io import IMAGE_EXTENSIONS, read_image, write_image
 from stochdeblur.metrics import IMAGE_METRICS, LOWER_IS_BETTER, MetricSuite, format_value, mean_or_none
 from stochdeblur.utils import atomic_path, atomic_write_text, autocast, inference_layout
 
-SAMPLERS = ("ddpm", "ddim", "dpmsolver")
 _TEXT_COLUMNS = ("model", "mode", "image", "sampler")
-_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
 ROW_KEYS = ("model", "mode", "image")
 CSV_COLUMNS = (*ROW_KEYS, "steps", "average", "sampler", "seed", "height", "width", "seconds", *IMAGE_METRICS)
 SUMMARY_COLUMNS = ("model", "mode", "images", "psnr", "ssim", "lpips", "fid", "kid", "haarpsi", "mdsi", "gmsd",
@@ -110,8 +109,8 @@ def parse_mode(part: str, presets: dict[str, ModePreset] | None = None) -> Mode:
     steps = _parse_int(part, "steps", fields.get("steps", str(preset.steps)), 0) or None
     average = _parse_int(part, "average", fields.get("average", str(preset.average)), 1)
     sampler = fields.get("sampler", "ddpm")
-    if sampler not in SAMPLERS:
-        raise EvaluationError(f"mode '{part}': sampler={sampler!r} is not one of {', '.join(SAMPLERS)}")
+    if sampler not in SAMPLER_TYPES:
+        raise EvaluationError(f"mode '{part}': sampler={sampler!r} is not one of {', '.join(SAMPLER_TYPES)}")
     default_label = name if name is not None and not fields else _canonical_label(steps, average, sampler)
     label = fields.get("label") or default_label
     return Mode(steps=steps, average=average if steps else 1, sampler=sampler, label=label)
@@ -136,11 +135,6 @@ def _check_unique(items: Sequence[str], what: str) -> None:
         if item in seen:
             raise EvaluationError(f"duplicate {what} '{item}'")
         seen.add(item)
-
-
-def _uses_steps(method: nn.Module) -> bool:
-    """Diffusion families (with a residual denoiser) honour steps/average; GANs ignore them."""
-    return isinstance(getattr(method, "denoiser", None), nn.Module)
 
 
 def _method_device(method: nn.Module) -> torch.device:
@@ -233,7 +227,7 @@ class _Item:
     def file_name(self) -> str:
         """Relative output path: the name's parts slugged (an image suffix dropped), plus ``.png``."""
         path = Path(self.name)
-        if path.suffix.lower() in _IMAGE_SUFFIXES:
+        if path.suffix.lower() in IMAGE_EXTENSIONS:
             path = path.with_suffix("")
         return "/".join(_slug(p) for p in path.parts if p not in ("", ".", "..", "/")) + ".png"
 
@@ -262,7 +256,7 @@ def _plan(models: Sequence[tuple[str, nn.Module]], modes: Sequence[Mode]) -> lis
     _check_unique([label for label, _ in models], "model label")
     plan = []
     for label, method in models:
-        for mode in modes if _uses_steps(method) else [Mode()]:
+        for mode in modes if method.samples else [Mode()]:  # one-shot methods run once, as "predictor"
             plan.append((label, method, mode))
     return plan
 
@@ -572,8 +566,8 @@ def write_wandb_run(out_dir: str | Path, *, project: str = "stochdeblur", name: 
     """Log an evaluation directory as one W&B run (offline unless ``mode``/``WANDB_MODE`` say otherwise).
 
     Logs the summary table, the per-image table with a thumbnail column (the first ``image_rows`` rows),
-    grid.png and sweep.png; the run lives under ``out_dir/wandb``. Returns the run directory
-    (``wandb sync <dir>`` uploads it).
+    grid.png and sweep.png, and the CSV tables as an ``evaluation`` artifact; the run lives under
+    ``out_dir/wandb``. Returns the run directory (``wandb sync <dir>`` uploads it).
     """
     import wandb
 
@@ -598,10 +592,23 @@ def write_wandb_run(out_dir: str | Path, *, project: str = "stochdeblur", name: 
         if sweep_rows:
             run.log({"sweep_table": wandb.Table(columns=list(SWEEP_COLUMNS),
                                                 data=list(_table_rows(sweep_rows, SWEEP_COLUMNS)))})
+        _log_tables_artifact(run, out, name or out.name)
         run_dir = Path(run.dir).parent
     finally:
         run.finish()
     return run_dir
+
+
+EVAL_ARTIFACT_FILES = ("summary.csv", "summary.md", "per_image.csv", "sweep.csv", "models.json")
+
+
+def _log_tables_artifact(run, out: Path, name: str) -> None:
+    """The evaluation's tables as artifact ``eval-<name>``; metadata ``models``: label → weight digest, the
+    digest a training run's model artifact carries, so runs, models and their scores can be matched."""
+    models_json = out / "models.json"
+    models = json.loads(models_json.read_text()) if models_json.is_file() else {}
+    files = [out / f for f in EVAL_ARTIFACT_FILES if (out / f).is_file()]
+    trackers.log_artifact(run, f"eval-{name}", "evaluation", files, {"models": models})
 
 
 def _per_image_table(out: Path, image_rows: int):

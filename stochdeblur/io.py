@@ -10,14 +10,17 @@ Conventions:
     * 16-bit PNGs (grey, grey+alpha, RGB, RGBA) are decoded by torchvision at full depth (PIL would cut
       RGB to 8 bits); 16-bit RGB TIFFs need the optional ``tifffile`` package. Mode ``I`` is read as 16-bit,
       mode ``F`` as linear values clipped to [0, 1].
-    * PIL's own decompression-bomb limit is switched off when this module is imported; ``max_pixels``
-      replaces it and is checked from the header, before any pixel is decoded.
+    * ``max_pixels`` replaces PIL's decompression-bomb limit and is checked from the header, before any pixel
+      is decoded; PIL's limit is lifted only while this module opens a file (:func:`_open`), never process-wide.
 """
 
 from __future__ import annotations
 
+import contextlib
 import struct
+import threading
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -38,8 +41,21 @@ _WRITE_FORMATS = {
 }
 _EXIF_ORIENTATION = 0x0112
 _TIFF_BITS_PER_SAMPLE = 258
+_PIL_LIMIT_LOCK = threading.Lock()  # Image.MAX_IMAGE_PIXELS is process-wide: one open at a time lifts it
 
-Image.MAX_IMAGE_PIXELS = None  # replaced by read_image(max_pixels=...), checked before decoding
+
+@contextlib.contextmanager
+def _open(path: Path) -> Iterator[Image.Image]:
+    """``Image.open(path)`` with PIL's pixel limit lifted for the open only (the callers check ``max_pixels``
+    from the header themselves) and restored before the block runs; the image is closed after it."""
+    with _PIL_LIMIT_LOCK:
+        limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            im = Image.open(path)
+        finally:
+            Image.MAX_IMAGE_PIXELS = limit
+    with im:
+        yield im
 
 
 class ImageReadError(ValueError):
@@ -70,7 +86,7 @@ def read_image(path: str | Path, *, max_pixels: int | None = 80_000_000, alpha: 
     path = Path(path)
     _check_file(path)
     try:
-        with Image.open(path) as im:
+        with _open(path) as im:
             width, height = im.size
             if max_pixels is not None and width * height > max_pixels:
                 raise ImageReadError(
@@ -136,7 +152,7 @@ def image_size(path: str | Path) -> tuple[int, int]:
     path = Path(path)
     _check_file(path)
     try:
-        with Image.open(path) as im:
+        with _open(path) as im:
             width, height = im.size
             if _orientation(im) in (5, 6, 7, 8):
                 width, height = height, width

@@ -1,4 +1,4 @@
-"""Losses of the GAN baselines (DESIGN §4, DEBLURGAN.md §2): pixel, VGG19 perceptual, RaGAN-LS and WGAN-GP.
+"""Losses of the GAN baselines (DESIGN §4, DEBLURGAN.md §2): VGG19 perceptual, RaGAN-LS and WGAN-GP.
 
 Departures from the official DeblurGAN code, all deliberate:
 
@@ -26,16 +26,6 @@ _IMAGENET_STD = (0.229, 0.224, 0.225)
 
 class PerceptualUnavailable(ValueError):
     """The VGG19 ImageNet weights needed by the perceptual loss are not in the local torch hub cache."""
-
-
-def l1_loss(pred: Tensor, target: Tensor) -> Tensor:
-    """Mean absolute error."""
-    return F.l1_loss(pred, target)
-
-
-def mse_loss(pred: Tensor, target: Tensor) -> Tensor:
-    """Mean squared error."""
-    return F.mse_loss(pred, target)
 
 
 def vgg19_cache_path() -> Path:
@@ -201,12 +191,14 @@ def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Ten
                      generator: torch.Generator | None = None, weight: float = 10.0) -> Tensor:
     """WGAN-GP penalty λ·E[(‖∇D(x̂)‖₂ − 1)²] at x̂ = α·real + (1 − α)·fake, one α ~ U[0, 1] per sample.
 
-    The norm runs over each sample's whole gradient (C·H·W values). ``generator`` (a CPU generator) draws α.
+    The norm runs over each sample's whole gradient (C·H·W values). ``generator`` draws α on its own device
+    (torch's default CPU generator when None).
 
     Shape:
         real, fake [B, C, H, W] → scalar; ``critic`` maps [B, C, H, W] → any-shape scores (summed).
     """
-    alpha = torch.rand(real.shape[0], 1, 1, 1, generator=generator, dtype=real.dtype).to(real.device)
+    device = generator.device if generator is not None else torch.device("cpu")
+    alpha = torch.rand(real.shape[0], 1, 1, 1, generator=generator, dtype=real.dtype, device=device).to(real.device)
     mixed = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
     scores = critic(mixed)
     (grad,) = torch.autograd.grad(scores.sum(), mixed, create_graph=True)

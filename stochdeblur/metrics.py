@@ -272,8 +272,6 @@ class MetricSuite:
         seed: seeds KID's random subsets, so :meth:`finalize` is reproducible.
     """
 
-    lower_is_better = LOWER_IS_BETTER
-
     def __init__(self, device: torch.device | str = "cpu", *, lpips_weights: str | Path | None = None,
                  inception_weights: str | Path | None = None, patch_size: int = 256,
                  distribution: bool = True, seed: int = 0) -> None:

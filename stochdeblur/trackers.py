@@ -2,16 +2,18 @@
 
 An offline W&B run is ``<dir>/wandb/offline-run-<time>-<id>/run-<id>.wandb``: a LevelDB-style log (7-byte
 header ``:W&B``, 0xBEE1, 0; 32 KiB blocks; records with a ``<IHB>`` crc/length/type header, split across
-blocks as FIRST/MIDDLE/LAST) of ``wandb_internal_pb2.Record`` protobufs. :func:`read_wandb_history` parses it
-with wandb's own ``Record`` class, so logged metrics can be checked without a W&B server.
+blocks as FIRST/MIDDLE/LAST) of ``wandb_internal_pb2.Record`` protobufs. :func:`read_wandb_history`,
+:func:`read_wandb_run` and :func:`read_wandb_artifacts` parse it with wandb's own ``Record`` class, so logged
+metrics and artifacts (their manifests) can be checked without a W&B server.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -86,16 +88,56 @@ def _payloads(data: bytes, source: str) -> Iterator[bytes]:
             yield b"".join([*chunks, payload])
 
 
-def read_wandb_history(path: str | Path) -> list[dict[str, Any]]:
-    """The ``history`` rows (one dict per ``wandb.log`` call, with ``_step``) of a ``run-*.wandb`` file."""
+def _records(path: str | Path, kind: str) -> Iterator[Any]:
+    """The ``Record`` protobufs of one type (``history``, ``run``, ``artifact``, ...) in a ``run-*.wandb``."""
     from wandb.proto.wandb_internal_pb2 import Record
 
     path = Path(path)
-    rows = []
     for payload in _payloads(path.read_bytes(), str(path)):
         record = Record()
         record.ParseFromString(payload)
-        if record.WhichOneof("record_type") == "history":
-            rows.append({item.key or "/".join(item.nested_key): json.loads(item.value_json)
-                         for item in record.history.item})
-    return rows
+        if record.WhichOneof("record_type") == kind:
+            yield getattr(record, kind)
+
+
+def read_wandb_history(path: str | Path) -> list[dict[str, Any]]:
+    """The ``history`` rows (one dict per ``wandb.log`` call, with ``_step``) of a ``run-*.wandb`` file."""
+    return [{item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in history.item}
+            for history in _records(path, "history")]
+
+
+def read_wandb_run(path: str | Path) -> dict[str, str]:
+    """The run of a ``run-*.wandb`` file: its ``id``, ``project``, ``entity``, ``name`` and ``job_type``."""
+    run = next(_records(path, "run"), None)
+    if run is None:
+        raise ValueError(f"{path}: no run record")
+    return {"id": run.run_id, "project": run.project, "entity": run.entity, "name": run.display_name,
+            "job_type": run.job_type}
+
+
+def read_wandb_artifacts(path: str | Path) -> list[dict[str, Any]]:
+    """The artifacts a run logged (from its ``run-*.wandb`` file): name, type, digest, aliases, metadata and
+    the manifest's files (path, size, digest): what ``wandb sync`` would upload."""
+    return [{"name": a.name, "type": a.type, "digest": a.digest, "aliases": list(a.aliases),
+             "metadata": json.loads(a.metadata) if a.metadata else {},
+             "files": [{"path": f.path, "size": f.size, "digest": f.digest} for f in a.manifest.contents]}
+            for a in _records(path, "artifact")]
+
+
+def artifact_name(text: str) -> str:
+    """``text`` as a W&B artifact name (letters, digits, ``-``, ``_`` and ``.`` only)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.") or "unnamed"
+
+
+def log_artifact(run: Any, name: str, kind: str, files: Iterable[Path], metadata: dict[str, Any],
+                 aliases: Sequence[str] = ()) -> None:
+    """Log ``files`` (copied into W&B's staging area, so later rewrites cannot change it) as one artifact.
+
+    Offline, the artifact and its manifest are recorded in the run file and uploaded by ``wandb sync``.
+    """
+    import wandb
+
+    artifact = wandb.Artifact(artifact_name(name), type=kind, metadata=metadata)
+    for path in files:
+        artifact.add_file(str(path), name=path.name)
+    run.log_artifact(artifact, aliases=list(aliases))

@@ -8,13 +8,13 @@ training noise of (seed, rank, step), so resuming at step N replays exactly what
 
 Layout of ``out_dir``: ``config.yaml`` (resolved config), ``metrics.jsonl`` (one line per logged step),
 ``checkpoints/step_<N>/`` (with a ``COMPLETE`` marker), ``model/`` (EMA weights for ``scripts/sample.py``),
-``samples/step_<N>.png`` (validation panels), ``wandb/`` or ``logs/`` (trackers).
+``samples/step_<N>.png`` (validation panels), ``wandb/`` or ``logs/`` (trackers; the W&B run also holds
+``model/`` as artifact ``model-<name>``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import inspect
 import json
 import math
 import os
@@ -22,7 +22,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -33,15 +33,16 @@ from accelerate.utils import (
     parse_flag_from_env,
     set_seed,
 )
+from safetensors.torch import load_file
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from stochdeblur import checkpointing, metrics, trackers
 from stochdeblur.config import ConfigError, RunConfig, to_dict, to_yaml
 from stochdeblur.data import build_dataset
 from stochdeblur.ema import EMA
-from stochdeblur.hub import load_weights_into, save_pretrained
+from stochdeblur.hub import WEIGHTS_NAME, load_weights_into, save_pretrained
 from stochdeblur.io import write_image
 from stochdeblur.methods import build_method
 from stochdeblur.utils import atomic_write_text, pick_precision
@@ -75,6 +76,16 @@ class LRFactor:
         return 1.0
 
 
+class EpochDataset(Protocol):
+    """A training dataset (``SyntheticPairs``, ``PairedDataset``): item i of epoch e is fixed by (seed, e, i)."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+
+    def set_epoch(self, epoch: int) -> None: ...
+
+
 class ShardedBatches:
     """This rank's training batches, a pure function of (seed, epoch, batch position): resumable exactly.
 
@@ -82,7 +93,7 @@ class ShardedBatches:
     whole batches; the dataset's own ``set_epoch(e)`` picks fresh crops/pairs.
     """
 
-    def __init__(self, dataset: Dataset, batch_size: int, seed: int, rank: int, world: int,
+    def __init__(self, dataset: EpochDataset, batch_size: int, seed: int, rank: int, world: int,
                  num_workers: int = 0, pin_memory: bool = False) -> None:
         self.dataset, self.batch_size, self.seed, self.rank, self.world = dataset, batch_size, seed, rank, world
         self.num_workers, self.pin_memory = num_workers, pin_memory
@@ -100,8 +111,7 @@ class ShardedBatches:
         """Endless batches beginning at batch number ``start`` of this rank (epochs roll over)."""
         epoch, offset = divmod(start, self.per_epoch)
         while True:
-            if hasattr(self.dataset, "set_epoch"):
-                self.dataset.set_epoch(epoch)
+            self.dataset.set_epoch(epoch)
             loader = DataLoader(self.dataset, batch_size=self.batch_size, sampler=self.indices(epoch)[
                 offset * self.batch_size:], drop_last=True, num_workers=self.num_workers, pin_memory=self.pin_memory)
             yield from loader
@@ -122,33 +132,42 @@ def _to_uint8(image: Tensor) -> np.ndarray:
 
 
 class Trainer:
-    """Trains ``build_method(cfg)`` into ``out_dir``; :meth:`fit` runs (or resumes) and returns final metrics."""
+    """Trains ``build_method(cfg)`` into ``out_dir``; :meth:`fit` runs (or resumes) and returns final metrics.
+
+    Only the method contract (:class:`~stochdeblur.methods.base.Method`) is used: its requirements are checked
+    before anything is written, then one optimizer per ``optimizer_groups()`` entry, stepped in
+    ``step_schedule()`` order.
+    """
 
     def __init__(self, cfg: RunConfig, out_dir: str | Path) -> None:
         self.cfg, self.out_dir = cfg, Path(out_dir)
         self.ckpt_dir = self.out_dir / "checkpoints"
-        self.out_dir.mkdir(parents=True, exist_ok=True)
         with torch.random.fork_rng(devices=[]):  # identical initial weights on every rank, global RNG untouched
             torch.manual_seed(cfg.train.seed)
             method = build_method(cfg)
+        notes = method.requirements()  # raises (one line naming the fix) before out_dir is touched
+        self.out_dir.mkdir(parents=True, exist_ok=True)
         if cfg.train.init_from:
             load_weights_into(method, cfg.train.init_from, cfg.train.init_modules)
         if cfg.train.channels_last:
             method = method.to(memory_format=torch.channels_last)
-        groups = method.param_groups()
+        groups = method.optimizer_groups()
         self.accelerator = acc = self._accelerator(len(groups))
+        if acc.is_main_process:
+            for note in notes:
+                print(f"note: {note}")
         set_seed(cfg.train.seed + acc.process_index)  # per-rank global RNGs, for methods that draw from them
-        optimizers, schedulers = self._optimizers(groups)
+        self.base_lrs = {name: group.lr for name, group in groups.items()}
+        self.groups = {name: group.params for name, group in groups.items()}
+        optimizers, schedulers = self._optimizers(self.groups)
         self.model, *prepared = acc.prepare(method, *optimizers, *schedulers)
         self.optimizers = dict(zip(groups, prepared[: len(groups)], strict=True))
         self.schedulers = dict(zip(groups, prepared[len(groups):], strict=True))
-        self.groups = groups
         self.unwrapped = acc.unwrap_model(self.model)
-        self.schedule = ["d"] * cfg.gan.d_steps_per_g + ["g"] if set(groups) == {"g", "d"} else list(groups)
+        self.schedule = method.step_schedule()
         self.loss_key = "train/loss" if len(groups) == 1 else f"train/{self.schedule[-1]}/loss"
         self.ema, self.state = EMA(self.unwrapped, cfg.train.ema_decay, cfg.train.ema_start), checkpointing.TrainState()
         acc.register_for_checkpointing(self.ema, self.state)
-        self.takes_generator = "generator" in inspect.signature(self.unwrapped.forward).parameters
         self.noise = torch.Generator(device=acc.device)
         self.data = ShardedBatches(build_dataset(cfg.data, "train", cfg.train.seed), cfg.data.batch_size,
                                    cfg.train.seed, acc.process_index, acc.num_processes, cfg.data.num_workers,
@@ -169,10 +188,9 @@ class Trainer:
             kwargs_handlers=handlers)
 
     def _schedule(self, group: str) -> tuple[float, LRFactor]:
-        """Base LR and LR multiplier of an optimizer group, from the config (the discriminator has its own LR)."""
+        """Base LR of an optimizer group (the method's, from its config) and the config's LR multiplier."""
         t = self.cfg.train
-        base = self.cfg.gan.d_lr if group == "d" else t.lr
-        return base, LRFactor(t.lr_schedule, t.warmup_steps, t.max_steps, t.min_lr_ratio)
+        return self.base_lrs[group], LRFactor(t.lr_schedule, t.warmup_steps, t.max_steps, t.min_lr_ratio)
 
     def _optimizers(self, groups: dict[str, list[nn.Parameter]]) -> tuple[list, list]:
         t = self.cfg.train
@@ -187,8 +205,6 @@ class Trainer:
     # ----------------------------------------------------------------------------------------------- training
 
     def _forward(self, batch: dict[str, Any], group: str, seed: int) -> dict[str, Tensor]:
-        if not self.takes_generator:
-            return self.model(batch, group)
         return self.model(batch, group, generator=self.noise.manual_seed(seed))
 
     def _to_device(self, value: Any) -> Any:
@@ -241,8 +257,7 @@ class Trainer:
         timer = [0.0, 0]  # seconds spent in training steps, steps, since the last log
         self.model.train()
         for step in range(self.state.step + 1, cfg.train.max_steps + 1):
-            if callable(hook := getattr(self.unwrapped, "on_step", None)):
-                hook(step - 1)
+            self.unwrapped.on_step(step - 1)
             started = time.perf_counter()
             for key, value in self._train_step(step, batches).items():
                 sums[key] = sums.get(key, 0.0) + value
@@ -268,6 +283,7 @@ class Trainer:
             final.update(self._validate(step))
         if cfg.train.checkpoint_every <= 0 or step % cfg.train.checkpoint_every:
             self.save_checkpoint(step)
+        self._log_model_artifact(step)
         if os.environ.get(HASH_ENV):
             self._dump_weight_hash()
         self.accelerator.wait_for_everyone()
@@ -312,7 +328,7 @@ class Trainer:
                 for batch in self._val_data():
                     blur, sharp = batch["blur"].to(acc.device), batch["sharp"].to(acc.device)
                     restored = model.restore(blur, steps=s.steps, average=s.average, seed=s.seed, sampler=s.sampler)
-                    extra = model.validation_images(blur) if hasattr(model, "validation_images") else {}
+                    extra = model.validation_images(blur)
                     self._score(scores, "", restored, sharp)
                     self._score(scores, "_blur", blur, sharp)  # the reference a restoration must beat
                     if "x_init" in extra:
@@ -373,6 +389,17 @@ class Trainer:
         """Save the EMA weights + resolved config with :func:`stochdeblur.hub.save_pretrained` (call on main)."""
         with self.ema.swapped_in(self.unwrapped):
             return save_pretrained(self.unwrapped, directory, self.cfg)
+
+    def _log_model_artifact(self, step: int) -> None:
+        """W&B: the exported ``model/`` as artifact ``model-<name>`` with its weight digest (the one evaluation
+        records in ``models.json``), so a report can tell which evaluation scored this run's model."""
+        if self.cfg.log.tracker != "wandb" or not self.accelerator.is_main_process:
+            return
+        model_dir = self.out_dir / "model"
+        digest = checkpointing.tensors_digest(load_file(str(model_dir / WEIGHTS_NAME)).items())
+        metadata = {"step": step, "method": self.cfg.method, "weights_digest": digest}
+        trackers.log_artifact(self.accelerator.get_tracker("wandb", unwrap=True), f"model-{self.cfg.name}",
+                              "model", sorted(model_dir.iterdir()), metadata, aliases=[f"step_{step}"])
 
     def _resume(self, path: Path) -> None:
         """Restore model, EMA, optimizers, schedulers, RNGs and the step; drop later lines of metrics.jsonl."""

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from stochdeblur import config
 from stochdeblur.config import ConfigError, ModePreset, RunConfig, load_config, resolve_mode, to_yaml
 
 
@@ -59,3 +60,17 @@ def test_mode_presets_and_their_resolution(tmp_path: Path) -> None:
         load_config(overrides=["sample.modes.average.steps=5"])
     with pytest.raises(ConfigError, match="sample.modes.slow: need steps >= 0"):
         load_config(overrides=["sample.modes.slow.steps=-1"])
+
+
+def test_config_names_are_the_builder_registries_names() -> None:
+    """Each name a config accepts has a builder and each builder a name (config imports no model code)."""
+    from stochdeblur.diffusion.sampler import SAMPLERS
+    from stochdeblur.methods import METHOD_BUILDERS
+    from stochdeblur.methods.gan import DISCRIMINATOR_BRANCHES, GENERATOR_BUILDERS
+    from stochdeblur.models import PREDICTOR_BUILDERS
+
+    assert set(config.PREDICTOR_TYPES) == set(PREDICTOR_BUILDERS)
+    assert set(config.GENERATOR_TYPES) == set(GENERATOR_BUILDERS)
+    assert set(config.DISCRIMINATOR_TYPES) == set(DISCRIMINATOR_BRANCHES)
+    assert set(config.METHODS) == set(METHOD_BUILDERS)
+    assert set(config.SAMPLER_TYPES) == set(SAMPLERS)

@@ -67,7 +67,7 @@ class Counting(nn.Module):
 
     def __init__(self, method: nn.Module, fail_after: int | None = None) -> None:
         super().__init__()
-        self.method, self.denoiser = method, method.denoiser
+        self.method, self.samples = method, method.samples
         self.calls, self.fail_after = 0, fail_after
 
     def restore(self, blur, **kwargs):

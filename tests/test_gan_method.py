@@ -1,4 +1,4 @@
-"""The DeblurGAN method: one G/D step on CPU with two optimizers, gradient hygiene, freezing, restore."""
+"""The DeblurGAN method: one G/D step on CPU with two optimizers, gradient hygiene, freezing, requirements."""
 
 from __future__ import annotations
 
@@ -84,18 +84,29 @@ def test_wgan_gp_step_reports_the_penalty_and_trains() -> None:
     assert g_out["loss"].item() == pytest.approx(g_out["adv"].item())  # mse and perceptual weights are 0
 
 
-def test_backbone_frozen_for_the_first_steps(v2: DeblurGAN) -> None:
-    assert v2.freeze_backbone_steps == 2
-    backbone = v2.generator.backbone_parameters()
+def test_a_pretrained_backbone_is_frozen_for_the_first_steps(pretrained_backbone_cache) -> None:
+    method = build_method(load_config(CONFIGS / "deblurganv2_dsc_tiny.yaml", ["gan.pretrained_backbone=true"]))
+    assert method.freeze_backbone_steps == 2 and method.requirements() == []
+    assert torch.equal(method.generator.encoder[0][0].weight, pretrained_backbone_cache["conv_stem.weight"])
+    backbone = method.generator.backbone_parameters()
+    method.on_step(0)
+    method(batch(), "g")["loss"].backward()
+    assert all(p.grad is None for p in backbone)
+    assert method.generator.final[1].weight.grad is not None
+    method.zero_grad(set_to_none=True)
+    method.on_step(2)
+    method(batch(), "g")["loss"].backward()
+    assert all(p.grad is not None for p in backbone)
+
+
+def test_a_random_backbone_is_never_frozen_and_a_note_says_so(v2: DeblurGAN) -> None:
+    assert v2.freeze_backbone_steps == 2 and not v2.generator.backbone_pretrained
+    (note,) = v2.requirements()
+    assert note.startswith("gan.freeze_backbone_steps=2 ignored: no pretrained backbone weights were loaded")
     v2.zero_grad(set_to_none=True)
     v2.on_step(0)
     v2(batch(), "g")["loss"].backward()
-    assert all(p.grad is None for p in backbone)
-    assert v2.generator.final[1].weight.grad is not None
-    v2.zero_grad(set_to_none=True)
-    v2.on_step(2)
-    v2(batch(), "g")["loss"].backward()
-    assert all(p.grad is not None for p in backbone)
+    assert all(p.grad is not None for p in v2.generator.backbone_parameters())
 
 
 def test_restore_is_the_generator_output_any_size(v2: DeblurGAN) -> None:
@@ -109,11 +120,14 @@ def test_restore_is_the_generator_output_any_size(v2: DeblurGAN) -> None:
     assert tiled.shape == blur.shape and (tiled - out).abs().mean() < 0.5
 
 
-def test_missing_vgg_weights_stop_the_g_step_with_a_clear_message(tmp_path, monkeypatch) -> None:
+def test_missing_vgg_weights_fail_the_requirements_with_a_clear_message(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     method = small_v1()
+    assert method.requirements() == []  # perceptual="none" needs no VGG
     method.perceptual, method.perceptual_weight = "vgg19", 100.0
-    with pytest.raises(PerceptualUnavailable, match="gan.perceptual=none"):
+    with pytest.raises(PerceptualUnavailable, match=r"vgg19-dcbb9e9d\.pth there, or set gan.perceptual=none"):
+        method.requirements()
+    with pytest.raises(PerceptualUnavailable):  # and the G step, outside the trainer
         method(batch(), "g")
 
 

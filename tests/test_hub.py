@@ -103,7 +103,7 @@ def test_load_resolves_paths_first_then_shipped_names(monkeypatch: pytest.Monkey
     weights = tmp_path / "weights"
     monkeypatch.setattr(hub, "WEIGHTS_DIR", weights)
     monkeypatch.setattr(hub, "DEFAULT_MODEL_DIR", weights / "default")
-    with pytest.raises(CheckpointError, match=r"nor a shipped model \(shipped: none\)"):
+    with pytest.raises(CheckpointError, match=r"nor a shipped model \(shipped: none;"):
         hub.load("fast")
     cfg = load_config(overrides=TINY)
     save_pretrained(model, weights / "fast", cfg)

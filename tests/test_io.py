@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image, ImageOps
 
-from stochdeblur.io import ImageReadError, list_images, read_image, write_image
+from stochdeblur.io import ImageReadError, image_size, list_images, read_image, write_image
 from stochdeblur.utils import atomic_dir, atomic_write_text
 
 
@@ -145,6 +145,19 @@ def test_pixel_budget_is_checked_from_the_header(tmp_path: Path) -> None:
         read_image(tmp_path / "big.png", max_pixels=1999)
     assert read_image(tmp_path / "big.png", max_pixels=2000).shape == (3, 40, 50)
     assert read_image(tmp_path / "big.png", max_pixels=None).shape == (3, 40, 50)
+
+
+def test_pil_pixel_limit_is_lifted_only_while_this_module_opens_a_file(tmp_path: Path, monkeypatch) -> None:
+    """Importing stochdeblur.io leaves PIL's limit alone; read_image/image_size ignore it (max_pixels replaces
+    it) and put it back, so other code opening images keeps PIL's protection."""
+    assert Image.MAX_IMAGE_PIXELS is not None  # this module imported stochdeblur.io long ago
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 900)  # 50x40 = 2000 > 2 x 900: PIL alone refuses it
+    Image.fromarray(_rgb(40, 50)).save(tmp_path / "big.png")
+    with pytest.raises(Image.DecompressionBombError):
+        Image.open(tmp_path / "big.png")
+    assert read_image(tmp_path / "big.png").shape == (3, 40, 50)
+    assert image_size(tmp_path / "big.png") == (50, 40)
+    assert Image.MAX_IMAGE_PIXELS == 900
 
 
 def test_unsupported_layout(tmp_path: Path) -> None:

@@ -34,10 +34,10 @@ def test_window_is_smooth_and_one_on_image_borders() -> None:
     assert torch.all(_ramp(32, 8, rise=False, fall=False) == 1)  # image borders keep weight 1
 
 
-def test_pointwise_fn_is_reproduced_exactly() -> None:
-    x = torch.randn(2, 3, 70, 45)
+def test_pointwise_fn_is_reproduced_exactly(device: torch.device) -> None:
+    x = torch.randn(2, 3, 70, 45).to(device)
     out = tiled_apply(lambda t: t * 2 + 1, [x], tile=16, overlap=4)
-    assert torch.allclose(out, x * 2 + 1, atol=1e-6)
+    assert out.device == x.device and torch.allclose(out, x * 2 + 1, atol=1e-6)
 
 
 def test_local_conv_is_reproduced_when_overlap_covers_receptive_field() -> None:

@@ -233,11 +233,12 @@ def test_gan_config_trains_through_the_same_cli_and_serves_in_sample_py(tmp_path
     assert (tmp_path / "out" / "odd.png").is_file()
 
 
-def test_gan_resume_equals_uninterrupted(tmp_path: Path) -> None:
-    """Two optimizers, two schedulers, the frozen-backbone phase and the RaGAN-LS pools all resume exactly."""
+def test_gan_resume_equals_uninterrupted(tmp_path: Path, pretrained_backbone_cache) -> None:
+    """Two optimizers, two schedulers, the frozen-backbone phase (a loaded backbone, frozen for steps 1-2) and the
+    RaGAN-LS pools all resume exactly."""
     config = ROOT / "configs" / "deblurganv2_mobilenet_tiny.yaml"
     common = ["data.synthetic_length=8", "train.lr_schedule=constant", "train.checkpoint_every=2",
-              "train.val_every=0", "gan.pool_size=3"]
+              "train.val_every=0", "gan.pool_size=3", "gan.pretrained_backbone=true"]
 
     def run(out: Path, steps: int, resume: str | None = None) -> None:
         Trainer(load_config(config, [*common, f"train.max_steps={steps}"]), out).fit(resume=resume)
@@ -252,6 +253,21 @@ def test_gan_resume_equals_uninterrupted(tmp_path: Path) -> None:
     assert sorted(curves["split"]) == [1, 2, 3, 4]
     assert [curves["split"][s] for s in range(1, 5)] == pytest.approx([curves["full"][s] for s in range(1, 5)],
                                                                      rel=1e-5, abs=1e-6)
+
+
+def test_gan_paper_config_without_vgg_weights_exits_2_before_step_1(tmp_path: Path) -> None:
+    """configs/deblurganv2_mobilenet.yaml needs VGG19 for its perceptual loss: one line naming the fix, no traceback,
+    nothing written (the backbone's own missing-weights warning is kept out with gan.pretrained_backbone=false)."""
+    out = tmp_path / "run"
+    cmd = [sys.executable, str(ROOT / "scripts" / "train.py"), "--config",
+           str(ROOT / "configs" / "deblurganv2_mobilenet.yaml"), "--out", str(out), "gan.pretrained_backbone=false"]
+    proc = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "TORCH_HOME": str(tmp_path / "torch")},
+                          capture_output=True, text=True)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("error: VGG19 weights for the perceptual loss not found at ")
+    assert line.endswith("or set gan.perceptual=none") and "Traceback" not in proc.stderr
+    assert not out.exists()
 
 
 def test_init_from_starts_a_run_from_saved_weights(tmp_path: Path) -> None:

@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         dataset = build_dataset(data, args.crop, args.seed, args.limit)
         models = load_models(args.checkpoint, args.label, device)
         # named modes take the first diffusion model's presets, so every model runs the same steps
-        modes = parse_modes(args.modes, next((m.modes for _, m in models if hasattr(m, "modes")), None))
+        modes = parse_modes(args.modes, next((m.modes for _, m in models if m.samples), None))
         precision = pick_precision(device, args.precision)
         models = [(label, inference_layout(method, precision)) for label, method in models]
         summary = evaluate(models, dataset, modes, args.out, limit=args.limit, seed=args.seed, tile=args.tile,

@@ -163,17 +163,17 @@ def main(argv: list[str] | None = None) -> int:
     diffusion_flags = [flag for flag, value in (("--mode", args.mode), ("--steps", args.steps),
                                                  ("--average", args.average), ("--sampler", args.sampler))
                        if value is not None]
-    if cfg.method != "dvsr" and diffusion_flags:
+    if not model.samples and diffusion_flags:
         print(f"note: {cfg.name} ({cfg.method}) deblurs in one shot; {', '.join(diffusion_flags)} ignored",
               file=sys.stderr)
-    elif cfg.method == "dvsr":
+    elif model.samples:
         print(_describe(mode, steps, average))
-    if args.uncertainty and (cfg.method != "dvsr" or not steps or average < 2):
+    if args.uncertainty and (not model.samples or not steps or average < 2):
         print("note: one sample per image, so the σ map is zero; average K >= 2 samples for a spread "
               "(e.g. --mode perceptual --average 4)", file=sys.stderr)
     precision = pick_precision(device, args.precision)
     model = inference_layout(model, precision)
-    if args.average_chunk is not None and hasattr(model, "average_chunk"):
+    if args.average_chunk is not None and model.samples:
         model.average_chunk = max(0, args.average_chunk)
     keep_samples = args.save_samples or args.uncertainty
     options = {

@@ -4,7 +4,8 @@
     accelerate launch scripts/train.py --config configs/dvsr_gopro.yaml train.lr=2e-4 --resume latest
 
 ``key=value`` arguments override the YAML (OmegaConf dotlist). ``--out`` defaults to ``runs/<name>``.
-Exit codes: 0 done, 2 bad config / arguments / checkpoint (one line on stderr, no traceback).
+Exit codes: 0 done, 2 bad config / arguments / checkpoint, or a requirement of the method missing (e.g. the VGG19
+weights of a GAN's perceptual loss), found before step 1 (one line on stderr, no traceback).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from stochdeblur.checkpointing import ResumeError
 from stochdeblur.config import ConfigError, load_config
 from stochdeblur.data import LayoutError
 from stochdeblur.hub import CheckpointError
+from stochdeblur.losses import PerceptualUnavailable
 from stochdeblur.training import Trainer
 
 
@@ -33,14 +35,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run training; returns the exit code (0 ok, 2 invalid config, data layout or checkpoint)."""
+    """Run training; returns the exit code (0 ok, 2 invalid config, data layout, checkpoint or requirement)."""
     args = build_parser().parse_args(argv)
     try:
         cfg = load_config(args.config, args.overrides)
         out_dir = args.out or Path("runs") / cfg.name
         trainer = Trainer(cfg, out_dir)
         result = trainer.fit(resume=args.resume)
-    except (ConfigError, LayoutError, CheckpointError, ResumeError) as exc:
+    except (ConfigError, LayoutError, CheckpointError, ResumeError, PerceptualUnavailable) as exc:
         print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)  # OmegaConf appends key/type detail lines
         return 2
     if trainer.accelerator.is_main_process:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from torch import nn
-
 from stochdeblur.config import RunConfig
+from stochdeblur.methods.base import Method
 from stochdeblur.methods.classical import ClassicalDeblurrer
 from stochdeblur.methods.dvsr import DvSR
 from stochdeblur.methods.gan import DeblurGAN
 
-METHOD_BUILDERS: dict[str, Callable[[RunConfig], nn.Module]] = {
+METHOD_BUILDERS: dict[str, Callable[[RunConfig], Method]] = {
     "dvsr": DvSR.from_config,
     "deblurganv2": DeblurGAN.from_config,
     "deblurgan_v1": DeblurGAN.from_config,
@@ -19,8 +18,8 @@ METHOD_BUILDERS: dict[str, Callable[[RunConfig], nn.Module]] = {
 }
 
 
-def build_method(cfg: RunConfig) -> nn.Module:
-    """The method named by ``cfg.method`` (a :class:`~stochdeblur.methods.base.Method`), freshly initialised."""
+def build_method(cfg: RunConfig) -> Method:
+    """The method named by ``cfg.method``, freshly initialised (``config.METHODS`` lists the same names)."""
     try:
         builder = METHOD_BUILDERS[cfg.method]
     except KeyError:

@@ -10,23 +10,27 @@ benchmarks.
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from stochdeblur import baselines
-from stochdeblur.config import RunConfig
+from stochdeblur.config import ConfigError, RunConfig
 from stochdeblur.diffusion.sampler import Restoration
+from stochdeblur.methods.base import Method, OptimizerGroup
 from stochdeblur.tiling import tiled_apply
 
 NAME = "classical"
+_NOTHING_TO_TRAIN = "method=classical has no parameters to train; train method=dvsr or a GAN"
 
 
-class ClassicalDeblurrer(nn.Module):
-    """Blind deconvolution as a one-shot method.
+class ClassicalDeblurrer(Method):
+    """Blind deconvolution as a one-shot method (nothing to train: :meth:`requirements` refuses training).
 
     Args:
         kernel_size: the largest blur (px) the kernel estimate may have.
         tile_overlap: overlap in pixels between tiles when :meth:`restore` tiles.
     """
+
+    samples = False
 
     def __init__(self, kernel_size: int = 33, tile_overlap: int = 32) -> None:
         super().__init__()
@@ -41,14 +45,18 @@ class ClassicalDeblurrer(nn.Module):
         """``sample.kernel_size`` and ``sample.tile_overlap`` of a :class:`RunConfig`."""
         return cls(cfg.sample.kernel_size, cfg.sample.tile_overlap)
 
-    def param_groups(self) -> dict[str, list[nn.Parameter]]:
-        """Nothing to train: refuse, naming what to train instead."""
-        raise ValueError("method=classical has no parameters to train; train method=dvsr or a GAN")
+    def requirements(self) -> list[str]:
+        """Training is refused before it starts (``ConfigError`` naming what to train instead)."""
+        raise ConfigError(_NOTHING_TO_TRAIN)
 
-    def forward(self, batch: dict[str, Tensor], group: str = "model") -> dict[str, Tensor]:
-        """Refused, as :meth:`param_groups`."""
-        self.param_groups()
-        raise AssertionError("unreachable")
+    def optimizer_groups(self) -> dict[str, OptimizerGroup]:
+        """Nothing to train: refused, as :meth:`requirements`."""
+        raise ConfigError(_NOTHING_TO_TRAIN)
+
+    def forward(self, batch: dict[str, Tensor], group: str,
+                generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """Refused, as :meth:`requirements`."""
+        raise ConfigError(_NOTHING_TO_TRAIN)
 
     def _run(self, blur: Tensor) -> tuple[Tensor, Tensor]:
         """(restored [B,3,H,W], kernels [B,k,k]) for a batch, one image at a time (each has its own blur)."""

@@ -4,7 +4,8 @@ One class serves both recipes; the config picks the parts (DESIGN §4, DEBLURGAN
 
 - v2 (``configs/deblurganv2_*.yaml``): FPN generator (or a UNet), double-scale PatchGAN, RaGAN-LS with
   prediction pools, L_G = 0.5·MSE + 0.006·perceptual + 0.01·adv, one D step per G step, backbone frozen for
-  the first ``gan.freeze_backbone_steps`` steps.
+  the first ``gan.freeze_backbone_steps`` steps when it starts from ImageNet weights (a randomly initialised
+  backbone is never frozen: :meth:`DeblurGAN.requirements` says so in a note).
 - v1 (``configs/deblurgan_v1.yaml``): ResNet generator, PatchGAN critic, WGAN-GP (λ=10), L_G = −E D(G(y)) +
   100·perceptual, five critic steps per G step.
 
@@ -13,15 +14,16 @@ with ``requires_grad`` switched off (so D's ``.grad`` stays untouched). Each ste
 group's parameters without gradient; under DDP the trainer must wrap with ``find_unused_parameters=True``.
 Adversarial terms are averaged over the discriminator branches, each branch with its own RaGAN-LS pools.
 The pixel MSE is taken on images mapped to [0, 1] as upstream (= MSE on [-1, 1] / 4). The VGG19 network is
-built at the first G step and kept outside the module tree, so checkpoints hold G and D only and inference
-never needs the VGG weights.
+loaded by :meth:`DeblurGAN.requirements` (before training starts, so missing weights stop the run before step
+1) and kept outside the module tree, so checkpoints hold G and D only and inference never needs the VGG
+weights.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -30,10 +32,15 @@ from torch import Tensor, nn
 from stochdeblur.config import RunConfig
 from stochdeblur.diffusion.sampler import Restoration
 from stochdeblur.losses import RaGANLS, VGGPerceptual, gradient_penalty, wgan_g_loss, wgan_gp_d_loss
+from stochdeblur.methods.base import Method, OptimizerGroup
+from stochdeblur.models import build_predictor
 from stochdeblur.models.discriminator import DoubleScaleDiscriminator
+from stochdeblur.models.fpn import FPNGenerator
+from stochdeblur.models.resnet_gen import ResnetGenerator
 from stochdeblur.tiling import tiled_apply
 
-_DISCRIMINATOR_BRANCHES = {"double": ("patch", "full"), "patch": ("patch",), "full": ("full",)}
+DISCRIMINATOR_BRANCHES = {"double": ("patch", "full"), "patch": ("patch",), "full": ("full",)}
+"""``gan.discriminator`` name → its branches (``config.DISCRIMINATOR_TYPES`` lists the same names)."""
 
 
 @contextlib.contextmanager
@@ -49,23 +56,25 @@ def _frozen(module: nn.Module) -> Iterator[None]:
             p.requires_grad_(flag)
 
 
+def _predictor(kind: str) -> Callable[[RunConfig], nn.Module]:
+    """The predictor builder of ``kind`` (``models.PREDICTOR_BUILDERS``) with the ``gan`` section's backbone flag."""
+    return lambda cfg: build_predictor(dataclasses.replace(cfg.predictor, type=kind,
+                                                           pretrained_backbone=cfg.gan.pretrained_backbone))
+
+
+GENERATOR_BUILDERS: dict[str, Callable[[RunConfig], nn.Module]] = {
+    **{kind: _predictor(kind) for kind in ("fpn_mobilenet", "fpn_inception", "fpn_mobilenet_dsc", "unet", "unet_xy")},
+    "resnet_v1": lambda cfg: ResnetGenerator(),
+}
+"""``gan.generator`` name → builder (``config.GENERATOR_TYPES`` lists the same names; a test checks)."""
+
+
 def build_generator(cfg: RunConfig) -> nn.Module:
     """The generator named by ``cfg.gan.generator`` (FPN variants, v1 ResNet, or a DvSR-style UNet)."""
-    from stochdeblur.models import build_predictor
-    from stochdeblur.models.fpn import FPNGenerator
-    from stochdeblur.models.resnet_gen import ResnetGenerator
-
-    name = cfg.gan.generator
-    fpn_backbones = {"fpn_mobilenet": "mobilenet_v2", "fpn_inception": "inception_resnet_v2",
-                     "fpn_mobilenet_dsc": "mobilenet_dsc"}
-    if name in fpn_backbones:
-        return FPNGenerator(fpn_backbones[name], pretrained_backbone=cfg.gan.pretrained_backbone)
-    if name == "resnet_v1":
-        return ResnetGenerator()
-    return build_predictor(dataclasses.replace(cfg.predictor, type=name))
+    return GENERATOR_BUILDERS[cfg.gan.generator](cfg)
 
 
-class DeblurGAN(nn.Module):
+class DeblurGAN(Method):
     """Generator + (multi-branch) discriminator with RaGAN-LS or WGAN-GP; groups ``"g"`` and ``"d"``.
 
     Args:
@@ -76,15 +85,21 @@ class DeblurGAN(nn.Module):
         perceptual: ``"vgg19"`` or ``"none"``.
         gp_weight: λ of the gradient penalty (WGAN-GP only).
         pool_size: RaGAN-LS prediction pool length (0: batch means).
-        freeze_backbone_steps: steps during which ``generator.backbone_parameters()`` get no gradient.
+        freeze_backbone_steps: steps during which the FPN generator's backbone gets no gradient, when it was
+            loaded with pretrained weights (otherwise ignored, with a note from :meth:`requirements`).
+        d_steps_per_g: critic steps before each generator step.
+        lr, d_lr: base learning rates of ``"g"`` and ``"d"``.
         seed: seeds the generator of the gradient-penalty α draws.
         tile_overlap: overlap when :meth:`restore` runs tiled.
     """
 
+    samples = False
+
     def __init__(self, generator: nn.Module, discriminator: nn.Module, *, adv_loss: str = "ragan-ls",
                  mse_weight: float = 0.5, perceptual: str = "vgg19", perceptual_weight: float = 0.006,
                  adv_weight: float = 0.01, gp_weight: float = 10.0, pool_size: int = 50,
-                 freeze_backbone_steps: int = 0, seed: int = 0, tile_overlap: int = 32) -> None:
+                 freeze_backbone_steps: int = 0, d_steps_per_g: int = 1, lr: float = 1e-4, d_lr: float = 1e-4,
+                 seed: int = 0, tile_overlap: int = 32) -> None:
         super().__init__()
         if adv_loss not in ("ragan-ls", "wgan-gp"):
             raise ValueError(f"gan.adv_loss={adv_loss!r} is not one of ragan-ls, wgan-gp")
@@ -97,6 +112,8 @@ class DeblurGAN(nn.Module):
         self.adv_weight = adv_weight
         self.gp_weight = gp_weight
         self.freeze_backbone_steps = freeze_backbone_steps
+        self.backbone_pretrained = isinstance(generator, FPNGenerator) and generator.backbone_pretrained
+        self.d_steps_per_g, self.lr, self.d_lr = d_steps_per_g, lr, d_lr
         self.tile_overlap = tile_overlap
         self.size_multiple = getattr(generator, "size_multiple", 1)
         branches = getattr(discriminator, "branches", {}) if adv_loss == "ragan-ls" else {}
@@ -108,30 +125,55 @@ class DeblurGAN(nn.Module):
     def from_config(cls, cfg: RunConfig) -> DeblurGAN:
         """Build generator, discriminator and losses from ``cfg.gan`` (v2 and v1 differ only by config)."""
         gan = cfg.gan
-        disc = DoubleScaleDiscriminator(_DISCRIMINATOR_BRANCHES[gan.discriminator])
+        disc = DoubleScaleDiscriminator(DISCRIMINATOR_BRANCHES[gan.discriminator])
         return cls(build_generator(cfg), disc, adv_loss=gan.adv_loss, mse_weight=gan.mse_weight,
                    perceptual=gan.perceptual, perceptual_weight=gan.perceptual_weight, adv_weight=gan.adv_weight,
                    gp_weight=gan.gp_weight, pool_size=gan.pool_size, freeze_backbone_steps=gan.freeze_backbone_steps,
-                   seed=cfg.train.seed, tile_overlap=cfg.sample.tile_overlap)
+                   d_steps_per_g=gan.d_steps_per_g, lr=cfg.train.lr, d_lr=gan.d_lr, seed=cfg.train.seed,
+                   tile_overlap=cfg.sample.tile_overlap)
 
-    def param_groups(self) -> dict[str, list[nn.Parameter]]:
-        """``{"g": generator parameters, "d": discriminator parameters}``."""
-        return {"g": list(self.generator.parameters()), "d": list(self.discriminator.parameters())}
+    def optimizer_groups(self) -> dict[str, OptimizerGroup]:
+        """``{"g": generator at lr, "d": discriminator at d_lr}``."""
+        return {"g": OptimizerGroup(list(self.generator.parameters()), self.lr),
+                "d": OptimizerGroup(list(self.discriminator.parameters()), self.d_lr)}
+
+    def step_schedule(self) -> list[str]:
+        """``d_steps_per_g`` critic steps, then one generator step."""
+        return ["d"] * self.d_steps_per_g + ["g"]
+
+    @property
+    def _uses_perceptual(self) -> bool:
+        return self.perceptual != "none" and self.perceptual_weight > 0
+
+    @property
+    def _freezes_backbone(self) -> bool:
+        return self.freeze_backbone_steps > 0 and self.backbone_pretrained
+
+    def requirements(self) -> list[str]:
+        """Load the VGG19 perceptual network now (``PerceptualUnavailable`` when its weights are not cached);
+        a note when ``freeze_backbone_steps`` is set but there is no pretrained backbone to freeze."""
+        if self._uses_perceptual:
+            self._load_vgg()
+        if self.freeze_backbone_steps > 0 and not self._freezes_backbone:
+            return [f"gan.freeze_backbone_steps={self.freeze_backbone_steps} ignored: no pretrained backbone "
+                    "weights were loaded (gan.pretrained_backbone=true and an FPN generator with its ImageNet "
+                    "weights in the local cache), so the whole generator trains from step 1"]
+        return []
 
     def on_step(self, step: int) -> None:
-        """Called by the trainer before each step: freeze the backbone while ``step < freeze_backbone_steps``."""
-        backbone = getattr(self.generator, "backbone_parameters", None)
-        if backbone is None or self.freeze_backbone_steps <= 0:
-            return
-        trainable = step >= self.freeze_backbone_steps
-        for p in backbone():
-            p.requires_grad_(trainable)
+        """Freeze the pretrained backbone while ``step < freeze_backbone_steps``, then let it train."""
+        if self._freezes_backbone:
+            for p in self.generator.backbone_parameters():
+                p.requires_grad_(step >= self.freeze_backbone_steps)
+
+    def _load_vgg(self) -> VGGPerceptual:
+        """The VGG19 perceptual network, loaded once (``PerceptualUnavailable`` when its weights are not cached)."""
+        if self._vgg is None:
+            object.__setattr__(self, "_vgg", VGGPerceptual())
+        return self._vgg
 
     def _perceptual_loss(self, fake: Tensor, sharp: Tensor) -> Tensor:
-        if self._vgg is None:
-            object.__setattr__(self, "_vgg", VGGPerceptual())  # PerceptualUnavailable when not cached
-        vgg = self._vgg.to(fake.device)
-        return vgg(fake, sharp)
+        return self._load_vgg().to(fake.device)(fake, sharp)
 
     def forward(self, batch: dict[str, Tensor], group: str,
                 generator: torch.Generator | None = None) -> dict[str, Tensor]:
@@ -140,7 +182,7 @@ class DeblurGAN(nn.Module):
         Args:
             batch: ``{"blur", "sharp"}`` [B,3,h,w] in [-1,1].
             group: ``"d"`` or ``"g"``.
-            generator: CPU generator for the gradient-penalty α (the method's own seeded one when None).
+            generator: draws the gradient-penalty α, on its device (the method's own seeded CPU one when None).
 
         Returns:
             scalar tensors: ``"loss"`` plus logged terms (``d_adv``/``gp``, or ``mse``/``perceptual``/``adv``).
@@ -179,7 +221,7 @@ class DeblurGAN(nn.Module):
         mse = F.mse_loss((fake.float() + 1) / 2, (sharp.float() + 1) / 2)
         loss = self.mse_weight * mse
         out = {"mse": mse.detach()}
-        if self.perceptual != "none" and self.perceptual_weight > 0:
+        if self._uses_perceptual:
             perceptual = self._perceptual_loss(fake, sharp)
             loss = loss + self.perceptual_weight * perceptual
             out["perceptual"] = perceptual.detach()
@@ -214,8 +256,4 @@ class DeblurGAN(nn.Module):
             out = self.generator(blur)
         out = out.float().clamp(-1.0, 1.0)
         return Restoration.from_samples(out.unsqueeze(0), out) if return_samples else out
-
-    def estimate_kernels(self, blur: Tensor) -> None:
-        """The GAN generators estimate no kernel (``--save-kernel`` says so)."""
-        return None
 
