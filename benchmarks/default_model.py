@@ -31,16 +31,17 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from tqdm.auto import tqdm
 
 from stochdeblur.baselines import blind_deconvolve, richardson_lucy, wiener_deconvolve
-from stochdeblur.cli.demo import KERNEL_MAX, NOISE, demo_modes, load_model, quantize, restore_timed
 from stochdeblur.data.photos import PhotoPairs
-from stochdeblur.evaluate import Mode
+from stochdeblur.evaluate import KERNEL_MAX, NOISE, Mode, demo_modes, restore_timed
+from stochdeblur.io import quantize
 from stochdeblur.metrics import gradient_energy_ratio, mean_or_none, psnr, ssim
 from stochdeblur.physics import deconvolve
 from stochdeblur.physics.kernels import ncc
+from stochdeblur.restorer import Restorer
 from stochdeblur.utils import describe_cpu, write_report
 
 RESULTS = Path(__file__).parent / "results"
@@ -88,8 +89,8 @@ def _classical(method: Callable[[Tensor, np.ndarray], Tensor], blur: Tensor, ker
     return _scores(out, sharp, time.perf_counter() - start)
 
 
-def benchmark(model: nn.Module, dataset: PhotoPairs, *, limit: int | None = None, perceptual_steps: int = 500,
-              seed: int = 0, precision: str = "no", baselines: dict[str, nn.Module] | None = None) -> dict[str, Any]:
+def benchmark(restorer: Restorer, dataset: PhotoPairs, *, limit: int | None = None, perceptual_steps: int = 500,
+              seed: int = 0, baselines: dict[str, Restorer] | None = None) -> dict[str, Any]:
     """Score every method on the first ``limit`` items; returns ``{"methods", "images", "mean"}``.
 
     ``baselines`` maps a label to another (one-shot) model, scored beside the classical methods.
@@ -117,15 +118,15 @@ def benchmark(model: nn.Module, dataset: PhotoPairs, *, limit: int | None = None
         bar.update(1)
         for label, baseline in baselines.items():
             bar.set_postfix_str(f"{item['name']}: {label}")
-            restored, seconds = restore_timed(baseline, blur, Mode(label=label), precision=precision)
+            restored, seconds = restore_timed(baseline, blur, Mode(label=label))
             row[label] = _scores(restored, sharp, seconds)
             bar.update(1)
         for mode in modes:
             bar.set_postfix_str(f"{item['name']}: {mode.label}")
-            restored, seconds = restore_timed(model, blur, mode, seed=seed, precision=precision)
+            restored, seconds = restore_timed(restorer, blur, mode, seed=seed)
             row[mode.label] = _scores(restored, sharp, seconds)
             bar.update(1)
-        estimate = model.estimate_kernels(blur[None])
+        estimate = restorer.estimate_kernels(blur)
         if estimate is not None:  # a kernel-aware predictor: its k̂ is scored where the predictor row is
             row["predictor"].update(kernel_error(estimate[0], blur, item["kernel"], sharp))
         row["average_margin_db"] = row["average"]["psnr"] - row["blurry"]["psnr"]
@@ -187,18 +188,19 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and write the results; returns the exit code (2 when no model can be loaded)."""
     args = build_parser().parse_args(argv)
     try:
-        model, cfg, precision = load_model(args.checkpoint, precision=args.precision)
+        restorer = Restorer.from_pretrained(args.checkpoint, device="cpu", precision=args.precision)
         baselines = {} if args.baseline == "none" else {
-            f"{args.baseline} (one shot)": load_model(Path(args.baseline), precision=args.precision)[0]}
+            f"{args.baseline} (one shot)": Restorer.from_pretrained(Path(args.baseline), device="cpu",
+                                                                    precision=args.precision)}
         dataset = PhotoPairs(kernel_max=KERNEL_MAX, noise=NOISE, seed=args.seed, crop=args.size)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    result = benchmark(model, dataset, limit=args.limit, perceptual_steps=args.perceptual_steps, seed=args.seed,
-                       precision=precision, baselines=baselines)
+    result = benchmark(restorer, dataset, limit=args.limit, perceptual_steps=args.perceptual_steps, seed=args.seed,
+                       baselines=baselines)
     argv_text = sys.argv[1:] if argv is None else argv
-    result.update(model=str(args.checkpoint or "shipped default"), model_name=cfg.name, precision=precision,
-                  cpu=describe_cpu(), size=args.size, seed=args.seed,
+    result.update(model=str(args.checkpoint or "shipped default"), model_name=restorer.cfg.name,
+                  precision=restorer.precision, cpu=describe_cpu(), size=args.size, seed=args.seed,
                   command=shlex.join(["python", "benchmarks/default_model.py", *argv_text]))
     write_report(args.out / "default_model", result, markdown(result))
     return 0

@@ -20,15 +20,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from torch import nn
 from tqdm.auto import tqdm
 
 from stochdeblur.baselines import blind_deconvolve, richardson_lucy
-from stochdeblur.cli.demo import KERNEL_MAX, NOISE, demo_modes, load_model, quantize, restore_timed
 from stochdeblur.data.photos import PhotoPairs
+from stochdeblur.evaluate import KERNEL_MAX, NOISE, demo_modes, restore_timed
+from stochdeblur.io import quantize
 from stochdeblur.metrics import mean_or_none, psnr
 from stochdeblur.physics import deconvolve
 from stochdeblur.physics.kernels import ncc
+from stochdeblur.restorer import Restorer
 from stochdeblur.utils import describe_cpu, write_report
 
 RESULTS = Path(__file__).parent / "results"
@@ -37,8 +38,7 @@ ORACLE, BLIND = "oracle", "blind-classical"
 REFERENCES = (REFERENCE, ORACLE, BLIND)
 
 
-def gains_for_size(model: nn.Module, size: int, modes: list[str], crop: int, seed: int,
-                   precision: str) -> dict[str, Any]:
+def gains_for_size(restorer: Restorer, size: int, modes: list[str], crop: int, seed: int) -> dict[str, Any]:
     """Mean blurry PSNR and mean PSNR gain of each method over the photos blurred by ``size``-px kernels."""
     dataset = PhotoPairs(kernel_min=size, kernel_max=size, noise=NOISE, seed=seed, crop=crop)
     chosen = [m for m in demo_modes() if m.label in modes]
@@ -55,9 +55,9 @@ def gains_for_size(model: nn.Module, size: int, modes: list[str], crop: int, see
         gains[BLIND].append(psnr(quantize(restored), sharp) - blurry[-1])
         nccs[BLIND].append(ncc(estimate, kernel))
         for mode in chosen:
-            restored, _ = restore_timed(model, blur, mode, seed=seed, precision=precision)
+            restored, _ = restore_timed(restorer, blur, mode, seed=seed)
             gains[mode.label].append(psnr(restored, sharp) - blurry[-1])
-        predicted = model.estimate_kernels(blur[None])
+        predicted = restorer.estimate_kernels(blur)
         if predicted is not None:
             nccs["predictor"].append(ncc(predicted[0], kernel))
     return {"kernel_size": size, "images": len(dataset), "blurry_psnr": mean_or_none(blurry),
@@ -99,15 +99,15 @@ def main(argv: list[str] | None = None) -> int:
         unknown = sorted(set(modes) - {m.label for m in demo_modes()})
         if unknown or not modes or min(sizes) < 3:
             raise ValueError(f"bad --modes {unknown or modes} or --sizes {sizes}")
-        model, cfg, precision = load_model(args.checkpoint, precision=args.precision)
+        restorer = Restorer.from_pretrained(args.checkpoint, device="cpu", precision=args.precision)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    rows = [gains_for_size(model, size, modes, args.crop, args.seed, precision)
+    rows = [gains_for_size(restorer, size, modes, args.crop, args.seed)
             for size in tqdm(sizes, desc="kernel sizes", unit="size")]
     argv_text = sys.argv[1:] if argv is None else argv
     result = {"rows": rows, "modes": modes, "model": str(args.checkpoint or "shipped default"), "crop": args.crop,
-              "precision": precision, "cpu": describe_cpu(),
+              "precision": restorer.precision, "cpu": describe_cpu(),
               "command": shlex.join(["python", "benchmarks/kernel_sizes.py", *argv_text])}
     write_report(args.out / "kernel_sizes", result, markdown(result))
     return 0

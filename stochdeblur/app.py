@@ -26,7 +26,7 @@ from stochdeblur.cli.sample import KERNEL_ZOOM, SIGMA_COLORMAP
 from stochdeblur.config import RunConfig
 from stochdeblur.hub import CLASSICAL, load, shipped_models
 from stochdeblur.io import ImageReadError, read_image, write_image
-from stochdeblur.utils import autocast, inference_layout, pick_precision
+from stochdeblur.restorer import Restorer
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # read when gradio is imported: no telemetry calls
 
@@ -77,15 +77,14 @@ class Deblurrer:
     def __init__(self, model: nn.Module, cfg: RunConfig, device: torch.device, max_pixels: int = MAX_PIXELS,
                  out_dir: str | Path | None = None) -> None:
         self.cfg, self.device, self.max_pixels = cfg, device, max_pixels
-        self.precision = pick_precision(device, "auto")
-        self.model = inference_layout(model.to(device).eval(), self.precision)
+        self.restorer = Restorer(model, cfg, device)
         self.out_dir = Path(out_dir or tempfile.mkdtemp(prefix="stochdeblur-app-"))
-        self.diffusion = model.samples
+        self.diffusion = self.restorer.diffusion
 
     def preset(self, mode: str) -> tuple[int, int]:
         """(steps, average) of a named mode of the model (1 × 1 for one-shot models)."""
-        presets = self.model.modes
-        if mode not in presets:
+        presets = self.restorer.presets
+        if mode not in presets or not self.diffusion:
             return 0, 1
         return presets[mode].steps, presets[mode].average
 
@@ -96,7 +95,6 @@ class Deblurrer:
         except ImageReadError as exc:
             raise AppError(f"{Path(path).name}: {exc.reason}") from None
 
-    @torch.no_grad()
     def __call__(self, path: str | Path, mode: str = "average", steps: int | None = None,
                  average: int | None = None, seed: int = 0) -> Result:
         """Restore the photo at ``path``; ``steps``/``average`` replace the mode's preset values."""
@@ -109,13 +107,10 @@ class Deblurrer:
         if not 0 <= steps <= MAX_STEPS or not 1 <= average <= MAX_AVERAGE:
             raise AppError(f"steps must be 0–{MAX_STEPS} and averaging 1–{MAX_AVERAGE}")
         image = self.read(path)
-        blur = inference_layout(image.unsqueeze(0).to(self.device), self.precision)
-        with autocast(self.device, self.precision):
-            kernels = self.model.estimate_kernels(blur)
-            result = self.model.restore(blur, steps=steps, average=average, seed=int(seed),
-                                        tile=self.cfg.sample.tile or None, sampler=self.cfg.sample.sampler,
-                                        progress=True, return_samples=True)
-        restored = result.image[0].float()
+        kernels = self.restorer.estimate_kernels(image)
+        result = self.restorer(image, steps=steps, average=average, seed=int(seed), progress=True,
+                               return_samples=True)
+        restored = result.image[0]
         out = write_image(self.out_dir / f"{Path(path).stem}_restored.png", restored)
         many = result.samples.shape[0] > 1
         notes = [self.describe(steps, average, int(seed))]

@@ -24,7 +24,6 @@ import json
 import math
 import os
 import re
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,9 +38,10 @@ from tqdm.auto import tqdm
 from stochdeblur import trackers
 from stochdeblur.checkpointing import tensors_digest
 from stochdeblur.config import SAMPLER_TYPES, ModePreset, SampleConfig
-from stochdeblur.io import IMAGE_EXTENSIONS, read_image, write_image
+from stochdeblur.io import IMAGE_EXTENSIONS, quantize, read_image, write_image
 from stochdeblur.metrics import IMAGE_METRICS, LOWER_IS_BETTER, MetricSuite, format_value, mean_or_none
-from stochdeblur.utils import atomic_path, atomic_write_text, autocast, inference_layout
+from stochdeblur.restorer import Restorer
+from stochdeblur.utils import atomic_path, atomic_write_text
 
 _TEXT_COLUMNS = ("model", "mode", "image", "sampler")
 ROW_KEYS = ("model", "mode", "image")
@@ -50,6 +50,7 @@ SUMMARY_COLUMNS = ("model", "mode", "images", "psnr", "ssim", "lpips", "fid", "k
                    "grad_ratio", "hf_ratio", "seconds")
 TABLE_COLUMNS = (("psnr", "PSNR ↑"), ("ssim", "SSIM ↑"), ("lpips", "LPIPS ↓"), ("fid", "FID ↓"), ("kid", "KID ↓"),
                  ("haarpsi", "HaarPSI ↑"), ("grad_ratio", "grad. energy (→1)"), ("seconds", "s/image"))
+KERNEL_MAX, NOISE = 33, 0.01  # the demo photos' synthetic blur (PhotoPairs): kernels of 7–33 px, σ = 0.01
 
 
 class EvaluationError(ValueError):
@@ -69,6 +70,25 @@ class Mode:
     def slug(self) -> str:
         """The label as a file-name-safe string."""
         return _slug(self.label)
+
+
+def demo_modes(perceptual_steps: int = 500, average_steps: int = 10, average: int = 4) -> list[Mode]:
+    """The three inference modes of the paper: predictor only, averaging (10 × 4) and perceptual (500 × 1)."""
+    return [Mode(label="predictor"), Mode(average_steps, average, "ddpm", "average"),
+            Mode(perceptual_steps, 1, "ddpm", "perceptual")]
+
+
+def restore_timed(restorer: Restorer, blur: Tensor, mode: Mode, *, seed: int = 0, tile: int | None = None,
+                  progress: bool = False) -> tuple[Tensor, float]:
+    """Restore one image in ``mode``; returns (8-bit-quantised output, wall seconds of the restoration).
+
+    ``tile``: as :class:`~stochdeblur.restorer.Restorer` (None: the config's, 0: never).
+
+    Shape: blur [3,H,W] in [-1,1] → [3,H,W] in [-1,1] (float32, CPU).
+    """
+    out, seconds = restorer.timed(blur, steps=mode.steps or 0, average=mode.average, sampler=mode.sampler,
+                                  seed=seed, tile=tile, progress=progress)
+    return quantize(out[0].cpu()), seconds
 
 
 def _canonical_label(steps: int | None, average: int, sampler: str) -> str:
@@ -277,40 +297,19 @@ def check_same_weights(out: Path, models: Sequence[tuple[str, nn.Module]]) -> No
     atomic_write_text(path, json.dumps({**recorded, **digests}, indent=2) + "\n")
 
 
-def _quantize(image: Tensor) -> Tensor:
-    """Clamp to [-1, 1] and round to the nearest 8-bit code, as a saved PNG would be."""
-    unit = ((image.float().clamp(-1, 1) + 1) / 2 * 255).round() / 255
-    return unit * 2 - 1
-
-
-def _restore_timed(method: nn.Module, blur: Tensor, mode: Mode, seed: int, tile: int | None,
-                   precision: str) -> tuple[Tensor, float]:
-    device = _method_device(method)
-    batch = inference_layout(blur.unsqueeze(0).to(device), precision)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    with torch.no_grad(), autocast(device, precision):
-        out = method.restore(batch, steps=mode.steps, average=mode.average, seed=seed, sampler=mode.sampler,
-                             tile=tile, progress=False)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return out[0].detach().float().cpu(), time.perf_counter() - start
-
-
 def _run(plan, dataset, items: list[_Item], log: ResultsLog, suite: MetricSuite, *, seed: int,
          tile: int | None, precision: str, outputs: Path | None, progress: bool, desc: str) -> None:
     """Restore and score every (plan entry, item) not yet in ``log``, appending one row per image."""
     todo = [(item, entry) for item in items for entry in plan if (entry[0], entry[2].label, item.name) not in log]
     bar = tqdm(total=len(items) * len(plan), initial=len(items) * len(plan) - len(todo), desc=desc,
                disable=not progress, unit="img")
+    restorers = {label: Restorer(method, precision=precision) for label, method, _ in plan}
     cached = None
-    for item, (label, method, mode) in todo:
+    for item, (label, _, mode) in todo:
         if cached is None or cached[0] != item.index:
             cached = (item.index, dataset[item.index])
         sample = cached[1]
-        restored, seconds = _restore_timed(method, sample["blur"], mode, seed, tile, precision)
-        restored = _quantize(restored)
+        restored, seconds = restore_timed(restorers[label], sample["blur"], mode, seed=seed, tile=tile or 0)
         if outputs is not None:
             write_image(outputs / _slug(label) / mode.slug / item.file_name, restored)
         metrics = suite.compute_image_metrics(restored, sample["sharp"])
@@ -343,7 +342,7 @@ def _distribution(suite: MetricSuite, dataset, items: list[_Item], outputs: Path
 
 def evaluate(models: Sequence[tuple[str, nn.Module]], dataset, modes: Sequence[Mode], out_dir: str | Path,
              limit: int | None = None, seed: int = 0, tile: int | None = None, progress: bool = True,
-             grid_images: int = 4, suite: MetricSuite | None = None, precision: str = "no") -> list[dict[str, Any]]:
+             grid_images: int = 4, suite: MetricSuite | None = None, precision: str = "auto") -> list[dict[str, Any]]:
     """Evaluate every model under every mode; write per_image.csv, summary.md/.csv and grid.png.
 
     Args:
@@ -354,7 +353,8 @@ def evaluate(models: Sequence[tuple[str, nn.Module]], dataset, modes: Sequence[M
             other weights under a known label raise :class:`EvaluationError`).
         limit: evaluate only the first ``limit`` images.
         seed, tile: passed to ``restore`` (same seed for every image).
-        precision: autocast for ``restore`` ("no", "bf16", "fp16"; see ``utils.pick_precision``).
+        precision: of :class:`~stochdeblur.restorer.Restorer` ("auto", "no", "bf16", "fp16"; see
+            ``utils.pick_precision``).
         grid_images: rows of ``grid.png``.
         suite: metrics to use (default: a new :class:`MetricSuite` on the first model's device).
 
@@ -475,7 +475,7 @@ SWEEP_COLUMNS = ("steps", "average", "mode", "images", *IMAGE_METRICS, "seconds"
 def sweep(method: nn.Module, dataset, out_dir: str | Path, steps: Sequence[int] = (1, 2, 5, 10, 50, 500),
           averages: Sequence[int] = (1, 2, 4, 8), limit: int | None = None, seed: int = 0, tile: int | None = None,
           progress: bool = True, label: str = "model", suite: MetricSuite | None = None,
-          precision: str = "no") -> list[dict[str, Any]]:
+          precision: str = "auto") -> list[dict[str, Any]]:
     """Perception–distortion sweep over (steps, average) plus the predictor alone -> sweep.csv + sweep.png.
 
     Per-image results go to ``sweep_per_image.csv`` (resumable like :func:`evaluate`). The plot has

@@ -280,10 +280,23 @@ def _quantize(path: Path, image: Tensor, bits: int) -> np.ndarray:
     image = image.detach().to(device="cpu", dtype=torch.float32)
     if not torch.isfinite(image).all():
         raise ValueError(f"{path}: image contains NaN or infinite values")
-    top = (1 << bits) - 1
-    codes = torch.floor((image.clamp(-1.0, 1.0) + 1.0) * (top / 2.0) + 0.5)
-    codes = codes.expand(3, -1, -1).permute(1, 2, 0).numpy()
+    codes = _codes(image, bits).expand(3, -1, -1).permute(1, 2, 0).numpy()
     return codes.astype(np.uint16 if bits == 16 else np.uint8)
+
+
+def _codes(image: Tensor, bits: int) -> Tensor:
+    """Clamp to [-1, 1] and round half up to the nearest of the 2^bits codes (float, 0 … 2^bits − 1)."""
+    top = (1 << bits) - 1
+    return torch.floor((image.float().clamp(-1.0, 1.0) + 1.0) * (top / 2.0) + 0.5)
+
+
+def quantize(image: Tensor, bits: int = 8) -> Tensor:
+    """``image`` as :func:`write_image` stores it: the codes it writes mapped back to [-1, 1], so scores of a
+    quantised output match the saved file exactly.
+
+    Shape: any, values in [-1, 1] → same shape, float32.
+    """
+    return _codes(image, bits) / (((1 << bits) - 1) / 2.0) - 1.0
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:

@@ -104,7 +104,7 @@ def test_every_readme_command_runs(workdir: Path) -> None:
 
 def test_the_python_example_runs(workdir: Path) -> None:
     Image.fromarray(np.zeros((24, 32, 3), dtype=np.uint8)).save(workdir / "shake.png")
-    (example,) = [block for block in _blocks("python") if "restore(" in block]
+    (example,) = [block for block in _blocks("python") if "Restorer" in block]
     namespace: dict[str, object] = {}
     exec(compile(example, str(README), "exec"), namespace)
     assert namespace["x"].shape == (1, 3, 24, 32)

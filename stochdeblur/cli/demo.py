@@ -20,29 +20,19 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from matplotlib.figure import Figure
-from torch import Tensor, nn
+from torch import Tensor
 from tqdm.auto import tqdm
 
-from stochdeblur.config import ModePreset, RunConfig
+from stochdeblur.config import ModePreset
 from stochdeblur.data.photos import PhotoPairs
-from stochdeblur.evaluate import Mode, parse_mode
-from stochdeblur.hub import load, load_default
-from stochdeblur.io import read_image, write_image
+from stochdeblur.evaluate import KERNEL_MAX, NOISE, Mode, parse_mode, restore_timed
+from stochdeblur.io import quantize, read_image, write_image
 from stochdeblur.metrics import mean_or_none, psnr, ssim
-from stochdeblur.utils import (
-    atomic_path,
-    atomic_write_text,
-    autocast,
-    describe_cpu,
-    inference_layout,
-    pick_precision,
-)
+from stochdeblur.restorer import Restorer
+from stochdeblur.utils import atomic_path, atomic_write_text, describe_cpu
 
 REAL_BLUR_NAME = "clock_motion"
-KERNEL_MAX = 33
-NOISE = 0.01
 DEMO_MODES = ("predictor", "average", "perceptual")
 
 
@@ -53,12 +43,6 @@ class DemoImage:
     name: str
     blur: Tensor
     sharp: Tensor | None
-
-
-def demo_modes(perceptual_steps: int = 500, average_steps: int = 10, average: int = 4) -> list[Mode]:
-    """The three inference modes of the paper: predictor only, averaging (10 × 4) and perceptual (500 × 1)."""
-    return [Mode(label="predictor"), Mode(average_steps, average, "ddpm", "average"),
-            Mode(perceptual_steps, 1, "ddpm", "perceptual")]
 
 
 def preset_modes(presets: dict[str, ModePreset], names: list[str] | tuple[str, ...] = DEMO_MODES,
@@ -98,43 +82,6 @@ def demo_images(size: int = 256, seed: int = 0) -> list[DemoImage]:
     return [*images, DemoImage(REAL_BLUR_NAME, real_blur_photo(size), None)]
 
 
-def quantize(image: Tensor) -> Tensor:
-    """Clamp to [-1, 1] and round to 8-bit codes, as the saved PNG is (scores match the files).
-
-    Shape: any, values in [-1, 1].
-    """
-    return (((image.float().clamp(-1, 1) + 1) * 127.5).round() / 127.5) - 1
-
-
-def restore_timed(model: nn.Module, blur: Tensor, mode: Mode, *, seed: int = 0, precision: str = "no",
-                  progress: bool = False) -> tuple[Tensor, float]:
-    """Restore one image in ``mode``; returns (8-bit-quantised output, wall seconds of ``restore``).
-
-    Shape: blur [3,H,W] in [-1,1] → [3,H,W] in [-1,1] (float32, CPU).
-    """
-    device = next(model.parameters()).device
-    batch = inference_layout(blur.unsqueeze(0).to(device), precision)
-    start = time.perf_counter()
-    with torch.no_grad(), autocast(device, precision):
-        out = model.restore(batch, steps=mode.steps, average=mode.average, seed=seed, sampler=mode.sampler,
-                            progress=progress)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return quantize(out[0].detach().float().cpu()), time.perf_counter() - start
-
-
-def load_model(checkpoint: Path | None, device: torch.device | str = "cpu",
-               precision: str = "auto") -> tuple[nn.Module, RunConfig, str]:
-    """The shipped model (or ``checkpoint``), ready for inference, and the resolved precision.
-
-    Raises:
-        CheckpointError: no model is shipped and none was given, or the checkpoint is broken.
-    """
-    model, cfg = load_default(device) if checkpoint is None else load(checkpoint, device)
-    precision = pick_precision(device, precision)
-    return inference_layout(model, precision), cfg, precision
-
-
 @dataclass
 class Result:
     """One restored image with its scores (``None`` without ground truth)."""
@@ -151,8 +98,8 @@ def _score(image: Tensor, sharp: Tensor | None, seconds: float | None) -> Result
     return Result(image, seconds, psnr(image, sharp), ssim(image, sharp))
 
 
-def run_demo(model: nn.Module, images: list[DemoImage], modes: list[Mode], out: Path, *, seed: int = 0,
-             precision: str = "no") -> dict[str, dict[str, Result]]:
+def run_demo(restorer: Restorer, images: list[DemoImage], modes: list[Mode], out: Path, *,
+             seed: int = 0) -> dict[str, dict[str, Result]]:
     """Restore every image in every mode, writing ``out/<mode>/<name>.png``; returns name → column → result."""
     results: dict[str, dict[str, Result]] = {}
     bar = tqdm(total=len(images) * len(modes), desc="demo", unit="restore")
@@ -163,7 +110,7 @@ def run_demo(model: nn.Module, images: list[DemoImage], modes: list[Mode], out: 
         row = {"blurry": _score(quantize(item.blur), item.sharp, None)}
         for mode in modes:
             bar.set_postfix_str(f"{item.name}: {mode.label}")
-            restored, seconds = restore_timed(model, item.blur, mode, seed=seed, precision=precision,
+            restored, seconds = restore_timed(restorer, item.blur, mode, seed=seed,
                                               progress=(mode.steps or 0) >= 50)
             write_image(out / mode.slug / f"{item.name}.png", restored)
             row[mode.label] = _score(restored, item.sharp, seconds)
@@ -259,15 +206,16 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     try:
         _check_args(args)
-        model, cfg, precision = load_model(args.checkpoint)
-        modes = preset_modes(cfg.sample.presets(), args.mode or DEMO_MODES, args.perceptual_steps)
+        restorer = Restorer.from_pretrained(args.checkpoint, device="cpu", precision=args.precision)
+        cfg, precision = restorer.cfg, restorer.precision
+        modes = preset_modes(restorer.presets, args.mode or DEMO_MODES, args.perceptual_steps)
         images = demo_images(args.size, args.seed)
     except ValueError as exc:  # CheckpointError, ImageReadError, a crop larger than a photo, an unknown mode
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"model: {args.checkpoint or 'shipped default'} ({cfg.name}); {len(images)} images of {args.size} px; "
           f"precision {precision}; {describe_cpu()}")
-    results = run_demo(model, images, modes, args.out, seed=args.seed, precision=precision)
+    results = run_demo(restorer, images, modes, args.out, seed=args.seed)
     write_grid(args.out / "grid.png", images, results, modes)
     table = summary_table(results, modes)
     elapsed = time.perf_counter() - start

@@ -25,7 +25,7 @@ from stochdeblur.evaluate import (
     write_wandb_run,
 )
 from stochdeblur.hub import load, load_default
-from stochdeblur.utils import describe_cpu, inference_layout, pick_precision
+from stochdeblur.utils import describe_cpu, pick_precision
 
 DEFAULT_MODES = "predictor; average; perceptual"
 DATASETS = """\
@@ -66,8 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (the same for every image)")
     parser.add_argument("--tile", type=int, help="restore in tiles of this size (default: whole images)")
     parser.add_argument("--device", default="auto", help="cpu, cuda[:N] or auto")
-    parser.add_argument("--precision", default="no", choices=("auto", "no", "bf16"),
-                        help="autocast for restore(): no (fp32, default), bf16, or auto (bf16 where fast)")
+    parser.add_argument("--precision", default="auto", choices=("auto", "no", "bf16"),
+                        help="bf16 autocast where the hardware runs it fast (auto, default), never (no) or always (bf16)")
     parser.add_argument("--no-wandb", action="store_true", help="skip the (offline) W&B run")
     parser.add_argument("--wandb-project", default="stochdeblur", help="W&B project name")
     return parser
@@ -210,7 +210,6 @@ def main(argv: list[str] | None = None) -> int:
         # named modes take the first diffusion model's presets, so every model runs the same steps
         modes = parse_modes(args.modes, next((m.modes for _, m in models if m.samples), None))
         precision = pick_precision(device, args.precision)
-        models = [(label, inference_layout(method, precision)) for label, method in models]
         summary = evaluate(models, dataset, modes, args.out, limit=args.limit, seed=args.seed, tile=args.tile,
                            precision=precision)
         if sweep_grid:

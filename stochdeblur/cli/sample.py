@@ -26,11 +26,10 @@ from PIL import Image
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from stochdeblur.config import RunConfig, resolve_mode
 from stochdeblur.diffusion.sampler import Restoration
-from stochdeblur.hub import load, load_default
 from stochdeblur.io import ImageReadError, list_images, read_image, write_image
-from stochdeblur.utils import atomic_path, autocast, inference_layout, pick_precision
+from stochdeblur.restorer import Restorer
+from stochdeblur.utils import atomic_path
 
 SIGMA_COLORMAP = "magma"  # perceptually uniform: equal steps in σ look equally different
 KERNEL_ZOOM = 8
@@ -78,12 +77,6 @@ def _inputs(path: Path) -> list[Path]:
     raise ImageReadError(path, "no such file or directory")
 
 
-def _load(checkpoint: Path | None, device: torch.device) -> tuple[torch.nn.Module, RunConfig]:
-    if checkpoint is None:
-        return load_default(device)
-    return load(checkpoint, device)
-
-
 def _device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -124,7 +117,7 @@ def write_kernel(folder: Path, stem: str, kernel: Tensor) -> None:
     _save_png(folder / f"{stem}_kernel.png", codes)
 
 
-def _settings(args: argparse.Namespace, cfg: RunConfig) -> tuple[str | None, int, int]:
+def _settings(args: argparse.Namespace, restorer: Restorer) -> tuple[str | None, int, int]:
     """(mode, steps, average) of the command line: ``--predictor-only`` = ``--mode predictor``; no mode and no
     ``--steps`` = the averaging mode; explicit ``--steps``/``--average`` replace the mode's values."""
     mode = args.mode
@@ -134,7 +127,7 @@ def _settings(args: argparse.Namespace, cfg: RunConfig) -> tuple[str | None, int
         mode = "predictor"
     if mode is None and args.steps is None:
         mode = "average"
-    return (mode, *resolve_mode(cfg.sample.presets(), mode, args.steps, args.average))
+    return (mode, *restorer.settings(mode, args.steps, args.average))
 
 
 def _describe(mode: str | None, steps: int, average: int) -> str:
@@ -148,11 +141,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         device = _device(args.device)
         files = _inputs(args.input)
-        model, cfg = _load(args.checkpoint, device)
-        mode, steps, average = _settings(args, cfg)
+        restorer = Restorer.from_pretrained(args.checkpoint, device, args.precision)
+        mode, steps, average = _settings(args, restorer)
     except ValueError as exc:  # CheckpointError, ImageReadError, bad --device or mode
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    model, cfg = restorer.model, restorer.cfg
     if not files:
         print(f"error: no images found in {args.input}", file=sys.stderr)
         return 2
@@ -171,32 +165,29 @@ def main(argv: list[str] | None = None) -> int:
     if args.uncertainty and (not model.samples or not steps or average < 2):
         print("note: one sample per image, so the σ map is zero; average K >= 2 samples for a spread "
               "(e.g. --mode perceptual --average 4)", file=sys.stderr)
-    precision = pick_precision(device, args.precision)
-    model = inference_layout(model, precision)
     if args.average_chunk is not None and model.samples:
         model.average_chunk = max(0, args.average_chunk)
     keep_samples = args.save_samples or args.uncertainty
     options = {
         "steps": steps,
         "average": average,
-        "seed": cfg.sample.seed if args.seed is None else args.seed,
-        "sampler": args.sampler or cfg.sample.sampler,
-        "tile": (cfg.sample.tile if args.tile is None else args.tile) or None,
+        "seed": args.seed,
+        "sampler": args.sampler,
+        "tile": args.tile,
         "return_samples": keep_samples,
     }
     failures, kernel_noted = 0, False
     for path in tqdm(files, desc="images", unit="img"):
         out, stem = args.output, path.stem
         try:
-            blur = inference_layout(read_image(path).unsqueeze(0).to(device), precision)
-            with torch.no_grad(), autocast(device, precision):
-                kernels = model.estimate_kernels(blur) if args.save_kernel else None
-                result = model.restore(blur, progress=True, **options)
+            blur = read_image(path)
+            kernels = restorer.estimate_kernels(blur) if args.save_kernel else None
+            result = restorer(blur, progress=True, **options)
             restoration = result if isinstance(result, Restoration) else None
-            restored = (result.image if restoration else result)[0].float()
+            restored = (result.image if restoration else result)[0].cpu()
             write_image(out / f"{stem}.png", restored)
             if args.compare:
-                write_image(out / f"{stem}_compare.png", torch.cat([blur[0].float(), restored], dim=2))
+                write_image(out / f"{stem}_compare.png", torch.cat([blur, restored], dim=2))
             if args.save_samples:
                 for k, image in enumerate(restoration.samples[:, 0]):
                     write_image(out / f"{stem}_sample{k}.png", image.float())
