@@ -69,7 +69,7 @@ class PredictorConfig:
     kernel_blur_max: float = 1.5
     wrong_kernel_prob: float = 0.2
     # stage 1 of the kernel-aware recipe: train only the kernel estimator on its supervision (no deconvolution,
-    # refiner or denoiser in the step: ~10x cheaper); stage 2 starts from it with train.init_from.
+    # refiner or denoiser in the step: ~10x cheaper per image); stage 2 starts from it with train.init_from.
     kernel_only: bool = False
 
     def __post_init__(self) -> None:
