@@ -104,3 +104,12 @@ def blind_deconvolve(y: Tensor, kernel_size: int, *, trust: float = BLIND_TRUST,
     if kernel_confidence(image, kernel, latent) < trust:
         latent = torch.lerp(image.to(latent.dtype), latent, fallback)
     return latent.clamp(-1.0, 1.0), kernel
+
+
+def blind_deconvolve_batch(blur: Tensor, kernel_size: int) -> tuple[Tensor, Tensor]:
+    """:func:`blind_deconvolve` of each image of ``[B, 3, H, W]`` (each has its own blur), in fp32 whatever the
+    caller's autocast, without gradients: (restored [B, 3, H, W], kernels [B, k, k]) on ``blur``'s device."""
+    size = min(kernel_size, *blur.shape[-2:])
+    with torch.no_grad(), torch.autocast(blur.device.type, enabled=False):
+        pairs = [blind_deconvolve(image.float(), size) for image in blur]
+    return torch.stack([x for x, _ in pairs]).to(blur.device), torch.stack([k for _, k in pairs]).to(blur.device)

@@ -63,11 +63,7 @@ class ClassicalDeblurrer(Method):
         last = self._last
         if last is not None and last[0].shape == blur.shape and torch.equal(last[0], blur):
             return last[1], last[2]
-        with torch.autocast(blur.device.type, enabled=False):  # float32 numerics: the CLIs autocast for networks
-            pairs = [baselines.blind_deconvolve(image.float(), min(self.kernel_size, *blur.shape[-2:]))
-                     for image in blur]
-        restored = torch.stack([p[0] for p in pairs]).to(blur.device)
-        kernels = torch.stack([p[1] for p in pairs]).to(blur.device)
+        restored, kernels = baselines.blind_deconvolve_batch(blur, self.kernel_size)
         self._last = (blur.detach().clone(), restored, kernels)
         return restored, kernels
 

@@ -54,11 +54,10 @@ class DvSR(Method):
         self.modes = SampleConfig().presets() if modes is None else dict(modes)
         self.kernel_weights = {"kernel_l1": kernel_loss_weight, "reblur_l1": reblur_loss_weight,
                                "edge_l1": edge_loss_weight}
-        if any(self.kernel_weights.values()) and not isinstance(predictor, KernelAwarePredictor):
-            raise ValueError("kernel supervision needs a kernel-aware predictor (predictor.type=kernel_aware)")
         self.kernel_only, self.true_kernels = kernel_only, true_kernels
-        if true_kernels and not isinstance(predictor, KernelAwarePredictor):
-            raise ValueError("training on true kernels needs a kernel-aware predictor (predictor.type=kernel_aware)")
+        if (any(self.kernel_weights.values()) or true_kernels) and not isinstance(predictor, KernelAwarePredictor):
+            raise ValueError("kernel supervision and training on true kernels need a kernel-aware predictor "
+                             "(predictor.type=kernel_aware)")
         self.predictor = predictor
         self.denoiser = denoiser
         self.register_buffer("alpha_bars", alpha_bars.to(torch.float64), persistent=False)
@@ -104,10 +103,11 @@ class DvSR(Method):
             raise ValueError(f"DvSR has one parameter group 'model', got {group!r}")
         blur, sharp = batch["blur"], batch["sharp"]
         supervised = any(self.kernel_weights.values())
+        if (supervised or self.true_kernels) and "kernel" not in batch:
+            raise ValueError("the batch has no 'kernel', which kernel supervision and predictor.train_kernel=truth "
+                             "need (synthetic data carries it; for real pairs set the kernel/reblur/edge loss weights "
+                             "to 0 and train_kernel=estimated)")
         if supervised:
-            if "kernel" not in batch:
-                raise ValueError("kernel supervision is on but the batch has no 'kernel' (synthetic data carries it;"
-                                 " set predictor.kernel_loss_weight=0 and reblur_loss_weight=0 for real pairs)")
             if self.kernel_only:
                 sharp_luma = self.predictor.sharp_estimate(blur)
                 terms = self.predictor.kernel_losses(sharp_luma, self.predictor.fit_kernel(blur, sharp_luma), batch)
@@ -116,8 +116,6 @@ class DvSR(Method):
             run = self.predictor.run(blur)
             x_init, kernel_terms = run.image, self.predictor.kernel_losses(run.sharp_luma, run.kernel, batch)
         elif self.true_kernels:
-            if "kernel" not in batch:
-                raise ValueError("predictor.train_kernel=truth needs batches with the pairs' 'kernel' (synthetic data)")
             kernel = self.predictor.perturb_kernels(batch["kernel"], generator)
             x_init, kernel_terms = self.predictor.run(blur, kernel).image, {}
         else:

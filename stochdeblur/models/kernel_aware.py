@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from stochdeblur.baselines import blind_deconvolve
+from stochdeblur.baselines import blind_deconvolve_batch
 from stochdeblur.models.unet import UNet
 from stochdeblur.physics import kernels as K
 from stochdeblur.physics.nonblind import deconvolve
@@ -151,11 +151,8 @@ class KernelAwarePredictor(nn.Module):
         """(k̂ [B,k,k], x_dec [B,3,H,W]) of :func:`stochdeblur.baselines.blind_deconvolve` per image: the
         classical estimate and its TV deconvolution, mixed with y where the re-blur check distrusts the kernel
         (measured on the photo benchmark: without that mix two of five photos lose 5–7 dB)."""
-        size = min(self.kernel_size, *blur.shape[-2:])
-        with torch.no_grad(), _fp32(blur.device):
-            pairs = [blind_deconvolve(image.float(), size) for image in blur]
-        kernels = torch.stack([k for _, k in pairs]).to(blur.device)
-        return kernels, torch.stack([x for x, _ in pairs]).to(blur.device)
+        restored, kernels = blind_deconvolve_batch(blur, self.kernel_size)
+        return kernels, restored
 
     def perturb_kernels(self, kernels: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Training kernels that look like estimates: each true kernel [B,K,K] is blurred by a Gaussian of
@@ -198,9 +195,9 @@ class KernelAwarePredictor(nn.Module):
         """Direct supervision of E: ``edge_l1`` (L1 between the gradients of x̂ and of the sharp luminance — the
         dense signal; the least-squares fit is exact when x̂ has the true edges) and, of the estimate ``kernel``
         [B,k,k], by the pair's true kernel (``batch["kernel"]``, [B,K,K] centred):
-        ``kernel_l1`` (L1 on the kernels padded to a common size, ×K² so it is O(1)) and ``reblur_l1``
-        (L1 between y and the valid blur of the sharp support by k̂ — shape, not pixel position, is what the
-        deconvolution needs)."""
+        ``kernel_l1`` (the sum of |k̂ − k| over the kernels padded to a common size, 0…2) and ``reblur_l1``
+        (L1 between y and the sharp image blurred by k̂, circularly, away from the wrapped border — shape, not
+        pixel position, is what the deconvolution needs)."""
         truth = batch["kernel"].float()
         size = max(truth.shape[-1], kernel.shape[-1])
         estimate = K.pad_to(kernel, size)
