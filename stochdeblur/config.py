@@ -63,7 +63,8 @@ class PredictorConfig:
     edge_loss_weight: float = 0.0
     # where k̂ comes from: "learned" (E + least squares) or "classical" (physics.estimate_kernel per image, no
     # E); with train_kernel "truth" the refiner trains on the pairs' own kernels, blurred by σ <= kernel_blur_max
-    # px and with probability wrong_kernel_prob rotated 90°, so it sees estimate-like errors
+    # px and with probability wrong_kernel_prob rotated 90°, so it sees estimate-like errors; with "estimated" and
+    # the classical source, on each training item's classical estimate, made in the data workers
     kernel_source: str = "learned"
     train_kernel: str = "estimated"
     kernel_blur_max: float = 1.5
@@ -80,9 +81,9 @@ class PredictorConfig:
         _check_choice("predictor", "kernel_source", self.kernel_source, ("learned", "classical"))
         _check_choice("predictor", "train_kernel", self.train_kernel, ("estimated", "truth"))
         supervised = self.kernel_loss_weight or self.reblur_loss_weight or self.edge_loss_weight
-        if self.kernel_source == "classical" and (supervised or self.train_kernel != "truth"):
-            raise ConfigError("predictor.kernel_source=classical has no learned estimator: set train_kernel=truth "
-                              "and the kernel/reblur/edge loss weights to 0")
+        if self.kernel_source == "classical" and supervised:
+            raise ConfigError("predictor.kernel_source=classical has no learned estimator: set the kernel/reblur/edge "
+                              "loss weights to 0")
         if self.type != "kernel_aware" and (supervised or self.kernel_only):
             raise ConfigError("predictor.kernel_loss_weight/reblur_loss_weight/edge_loss_weight/kernel_only need "
                               "predictor.type=kernel_aware")

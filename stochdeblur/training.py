@@ -169,7 +169,8 @@ class Trainer:
         self.ema, self.state = EMA(self.unwrapped, cfg.train.ema_decay, cfg.train.ema_start), checkpointing.TrainState()
         acc.register_for_checkpointing(self.ema, self.state)
         self.noise = torch.Generator(device=acc.device)
-        self.data = ShardedBatches(build_dataset(cfg.data, "train", cfg.train.seed), cfg.data.batch_size,
+        self.data = ShardedBatches(method.training_dataset(build_dataset(cfg.data, "train", cfg.train.seed)),
+                                   cfg.data.batch_size,
                                    cfg.train.seed, acc.process_index, acc.num_processes, cfg.data.num_workers,
                                    pin_memory=acc.device.type == "cuda")
         self._val_batches: list[dict[str, Any]] | None = None

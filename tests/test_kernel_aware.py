@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from stochdeblur.config import load_config
-from stochdeblur.data.synth import dead_leaves, degrade, motion_kernel, pad_kernel
+from stochdeblur.baselines import blind_deconvolve
+from stochdeblur.data.synth import SyntheticPairs, dead_leaves, degrade, motion_kernel, pad_kernel
 from stochdeblur.methods import build_method
 from stochdeblur.metrics import psnr
 from stochdeblur.models import build_predictor
@@ -99,19 +100,50 @@ def test_restore_runs_tiled_with_a_kernel_per_tile() -> None:
     assert torch.isfinite(tiled).all()
 
 
-def test_classical_kernel_source_trains_the_refiner_on_perturbed_true_kernels() -> None:
+def test_classical_kernel_source_trains_the_refiner_on_perturbed_true_kernels(monkeypatch) -> None:
     overrides = ["predictor.kernel_source=classical", "predictor.train_kernel=truth",
                  "predictor.kernel_loss_weight=0", "predictor.reblur_loss_weight=0"]
     model = build_method(load_config(TINY, overrides))
     assert model.predictor.estimator is None  # no learned estimator to train
     blur, sharp, kernel = _pair(5, 9, side=48)
     batch = {"blur": blur, "sharp": sharp, "kernel": torch.from_numpy(pad_kernel(kernel, 9))[None]}
+    given = []
+    real_run = model.predictor.run
+    monkeypatch.setattr(model.predictor, "_classical", lambda blur: pytest.fail("estimated a kernel in the step"))
+    monkeypatch.setattr(model.predictor, "run", lambda blur, kernel=None, **kw: given.append(kernel) or real_run(
+        blur, kernel, **kw))
     out = model(batch, generator=torch.Generator().manual_seed(0))
     assert set(out) == {"loss", "eps_l1", "aux_l1"}
+    assert K.ncc(given[0][0], torch.from_numpy(kernel)) > 0.8  # the pair's own kernel, perturbed
     out["loss"].backward()
     assert all(p.grad is not None for p in model.predictor.refiner.parameters())
-    with pytest.raises(ValueError, match="train_kernel=truth"):
-        load_config(TINY, ["predictor.kernel_source=classical"])
+    with pytest.raises(ValueError, match="loss weights to 0"):
+        load_config(TINY, ["predictor.kernel_source=classical", "predictor.kernel_loss_weight=1"])
+
+
+def test_classical_estimates_are_made_per_item_in_the_data_and_refined_in_the_step() -> None:
+    overrides = ["predictor.kernel_source=classical", "predictor.train_kernel=estimated",
+                 "predictor.kernel_loss_weight=0", "predictor.reblur_loss_weight=0"]
+    model = build_method(load_config(TINY, overrides))
+    pairs = SyntheticPairs(2, 48, kernel_size_min=5, kernel_size_max=9, seed=3)
+    items = model.training_dataset(pairs)
+    item = items[1]
+    expected, _ = blind_deconvolve(pairs[1]["blur"], 9)
+    assert torch.equal(item["deconvolved"], expected) and torch.equal(item["blur"], pairs[1]["blur"])
+    items.set_epoch(1)
+    assert not torch.equal(items[1]["blur"], item["blur"])  # the epoch reaches the wrapped dataset
+    batch = {key: item[key][None] for key in ("blur", "sharp", "deconvolved")}
+    with torch.no_grad():
+        model.predictor.refiner.head.weight.zero_()  # R = 0: x_init is the item's deconvolution
+        model.predictor.refiner.head.bias.zero_()
+        x_init = model.predictor.run(batch["blur"], deconvolved=batch["deconvolved"]).image
+    assert torch.allclose(x_init, batch["deconvolved"], atol=1e-6)
+    out = model(batch, generator=torch.Generator().manual_seed(0))
+    out["loss"].backward()
+    assert all(p.grad is not None for p in model.predictor.refiner.parameters())
+    with pytest.raises(ValueError, match="training_dataset"):
+        model({"blur": batch["blur"], "sharp": batch["sharp"]}, generator=torch.Generator().manual_seed(0))
+    assert build_method(load_config(TINY)).training_dataset(pairs) is pairs  # learned source: data as it is
 
 
 def test_perturbed_kernels_stay_kernels_and_rotate_when_wrong() -> None:

@@ -5,6 +5,9 @@ Synthetic pairs also carry their true ``"kernel"`` (zero-padded to a common odd 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from torch.utils.data import Dataset
 
 from stochdeblur.config import DataConfig
@@ -15,7 +18,30 @@ from stochdeblur.data.textures import load_training_images
 
 VAL_SEED_OFFSET = 1_000_003  # validation pairs come from other seeds than any training item of the run
 
-__all__ = ["LayoutError", "PairedDataset", "SyntheticPairs", "build_dataset"]
+__all__ = ["LayoutError", "PairedDataset", "SyntheticPairs", "WithExtras", "build_dataset"]
+
+
+class WithExtras(Dataset):
+    """``dataset`` whose items gain the entries ``extras(item)`` returns (computed in the DataLoader workers).
+
+    A method declares per-item work that belongs beside the data loading rather than in the training step (the
+    classical kernel estimate of each blurry crop: CPU-bound, no gradient) through ``Method.training_dataset``.
+    ``set_epoch`` is passed through, so items stay a pure function of (seed, epoch, index).
+    """
+
+    def __init__(self, dataset: SyntheticPairs | PairedDataset, extras: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+        self.dataset, self.extras = dataset, extras
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the wrapped training dataset's epoch (``SyntheticPairs``, ``PairedDataset``)."""
+        self.dataset.set_epoch(epoch)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        item = self.dataset[index]
+        return {**item, **self.extras(item)}
 
 
 def build_dataset(cfg: DataConfig, split: str, seed: int) -> Dataset:

@@ -7,7 +7,7 @@ trainer and the CLIs need, so they never probe it (no ``hasattr``, no signature 
 - :meth:`~Method.optimizer_groups`: named parameter groups with their base learning rates (one optimizer each);
 - :meth:`~Method.step_schedule`: which groups step, in which order, in one training step;
 - :meth:`~Method.requirements`: what training needs that may be missing, checked before step 1;
-- :meth:`~Method.on_step`, :meth:`~Method.validation_images`, :meth:`~Method.estimate_kernels`: hooks with
+- :meth:`~Method.training_dataset`, :meth:`~Method.on_step`, :meth:`~Method.validation_images`, :meth:`~Method.estimate_kernels`: hooks with
   no-op defaults;
 - :meth:`~Method.forward` (one group's training loss) and :meth:`~Method.restore` (inference).
 
@@ -23,6 +23,7 @@ from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
+from torch.utils.data import Dataset
 
 from stochdeblur.config import ModePreset
 from stochdeblur.diffusion.sampler import Restoration
@@ -78,6 +79,11 @@ class Method(nn.Module, ABC):
             message naming the fix.
         """
         return []
+
+    def training_dataset(self, dataset: Dataset) -> Dataset:
+        """The training items the method learns from, given the config's dataset (default: that dataset); a method
+        whose step needs per-item work done in the data workers wraps it (``data.WithExtras``)."""
+        return dataset
 
     def on_step(self, step: int) -> None:
         """Called by the trainer before training step ``step`` (0-based), e.g. to freeze parts for a while."""

@@ -13,13 +13,15 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.data import Dataset
 
 from stochdeblur.config import ModePreset, RunConfig, SampleConfig, resolve_mode
+from stochdeblur.data import WithExtras
 from stochdeblur.diffusion.sampler import EpsFn, Restoration, sample, sample_all
 from stochdeblur.diffusion.schedule import alpha_bar_table, sample_noise_level
 from stochdeblur.methods.base import Method, OptimizerGroup
 from stochdeblur.models import build_denoiser, build_predictor
-from stochdeblur.models.kernel_aware import KernelAwarePredictor
+from stochdeblur.models.kernel_aware import ClassicalDeconvolution, KernelAwarePredictor
 from stochdeblur.tiling import tiled_apply
 
 
@@ -39,6 +41,9 @@ class DvSR(Method):
         kernel_only: the loss is the kernel supervision alone (stage 1: only the estimator learns).
         true_kernels: the predictor deconvolves with the pairs' own kernels, perturbed
             (``KernelAwarePredictor.perturb_kernels``), instead of its estimate (``predictor.train_kernel=truth``).
+        item_estimates: the classical estimate and its deconvolution are made per training item in the data
+            workers (:class:`~stochdeblur.models.kernel_aware.ClassicalDeconvolution`; ``kernel_source=classical``
+            with ``train_kernel=estimated``), and the step refines them.
         modes: the named modes of :meth:`restore` (``SampleConfig.presets``; default: those of ``SampleConfig()``).
         lr: base learning rate of the group (``train.lr``).
     """
@@ -49,13 +54,13 @@ class DvSR(Method):
                  aux_predictor_weight: float = 0.0, condition_on_init: bool = False, tile_overlap: int = 32,
                  average_chunk: int = 0, kernel_loss_weight: float = 0.0, reblur_loss_weight: float = 0.0,
                  edge_loss_weight: float = 0.0, kernel_only: bool = False, true_kernels: bool = False,
-                 modes: dict[str, ModePreset] | None = None, lr: float = 1e-4) -> None:
+                 item_estimates: bool = False, modes: dict[str, ModePreset] | None = None, lr: float = 1e-4) -> None:
         super().__init__()
         self.modes = SampleConfig().presets() if modes is None else dict(modes)
         self.kernel_weights = {"kernel_l1": kernel_loss_weight, "reblur_l1": reblur_loss_weight,
                                "edge_l1": edge_loss_weight}
-        self.kernel_only, self.true_kernels = kernel_only, true_kernels
-        if (any(self.kernel_weights.values()) or true_kernels) and not isinstance(predictor, KernelAwarePredictor):
+        self.kernel_only, self.true_kernels, self.item_estimates = kernel_only, true_kernels, item_estimates
+        if (any(self.kernel_weights.values()) or true_kernels or item_estimates) and not isinstance(predictor, KernelAwarePredictor):
             raise ValueError("kernel supervision and training on true kernels need a kernel-aware predictor "
                              "(predictor.type=kernel_aware)")
         self.predictor = predictor
@@ -76,7 +81,16 @@ class DvSR(Method):
                    condition_on_init=cfg.denoiser.condition_on_init, tile_overlap=cfg.sample.tile_overlap,
                    average_chunk=cfg.sample.average_chunk, kernel_loss_weight=cfg.predictor.kernel_loss_weight,
                    reblur_loss_weight=cfg.predictor.reblur_loss_weight, edge_loss_weight=cfg.predictor.edge_loss_weight,
-                   kernel_only=cfg.predictor.kernel_only, modes=cfg.sample.presets(), lr=cfg.train.lr)
+                   kernel_only=cfg.predictor.kernel_only, true_kernels=cfg.predictor.train_kernel == "truth",
+                   item_estimates=cfg.predictor.kernel_source == "classical" and cfg.predictor.train_kernel == "estimated",
+                   modes=cfg.sample.presets(), lr=cfg.train.lr)
+
+    def training_dataset(self, dataset: Dataset) -> Dataset:
+        """With ``item_estimates``, each item gains its classical estimate's deconvolution, made in the data
+        workers; otherwise the dataset as it is."""
+        if not self.item_estimates:
+            return dataset
+        return WithExtras(dataset, ClassicalDeconvolution(self.predictor.kernel_size))
 
     def optimizer_groups(self) -> dict[str, OptimizerGroup]:
         """One group: g and f are optimised together by the joint objective."""
@@ -115,6 +129,11 @@ class DvSR(Method):
                 return {"loss": loss, **{name: value.detach() for name, value in terms.items()}}
             run = self.predictor.run(blur)
             x_init, kernel_terms = run.image, self.predictor.kernel_losses(run.sharp_luma, run.kernel, batch)
+        elif self.item_estimates:
+            if "deconvolved" not in batch:
+                raise ValueError("the batch has no 'deconvolved': build the training data through "
+                                 "DvSR.training_dataset (the trainer does), which adds each item's classical estimate")
+            x_init, kernel_terms = self.predictor.run(blur, deconvolved=batch["deconvolved"]).image, {}
         elif self.true_kernels:
             kernel = self.predictor.perturb_kernels(batch["kernel"], generator)
             x_init, kernel_terms = self.predictor.run(blur, kernel).image, {}

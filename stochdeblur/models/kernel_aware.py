@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from stochdeblur.baselines import blind_deconvolve_batch
+from stochdeblur.baselines import blind_deconvolve, blind_deconvolve_batch
 from stochdeblur.models.unet import UNet
 from stochdeblur.physics import kernels as K
 from stochdeblur.physics.nonblind import deconvolve
@@ -40,7 +40,7 @@ class KernelAwareOutput:
     deconvolution and x_init, [B,3,H,W]."""
 
     sharp_luma: Tensor | None  # None when the kernel did not come from E
-    kernel: Tensor
+    kernel: Tensor | None  # None when the deconvolution was given
     deconvolved: Tensor
     image: Tensor
 
@@ -84,6 +84,24 @@ def least_squares_kernel(blurry: Tensor, sharp: Tensor, size: int, reg: float = 
     return fft_safe(K.normalize(kernel - floor * peak))
 
 
+@dataclass(frozen=True)
+class ClassicalDeconvolution:
+    """Training-item extra of the classical source: ``{"deconvolved": blind_deconvolve(item["blur"])}``, [3,H,W].
+
+    Run in the DataLoader workers (``Method.training_dataset``), one image at a time and single-threaded like the
+    estimate itself, so the refiner learns from the very estimates it meets at inference — wrong kernels, the
+    re-blur fallback and all — while the training step stays as cheap as with given kernels.
+    """
+
+    kernel_size: int
+
+    def __call__(self, item: dict[str, Tensor]) -> dict[str, Tensor]:
+        blur = item["blur"]
+        with torch.no_grad():
+            restored, _ = blind_deconvolve(blur.float(), min(self.kernel_size, *blur.shape[-2:]))
+        return {"deconvolved": restored}
+
+
 def _fp32(device: torch.device) -> AbstractContextManager[object]:
     """Autocast off (the FFT solve needs fp32) where autocast exists; the ``meta`` device has none."""
     return torch.autocast(device.type, enabled=False) if device.type in ("cpu", "cuda") else nullcontext()
@@ -102,9 +120,9 @@ class KernelAwarePredictor(nn.Module):
         kernel_reg: relative Tikhonov weight of the least-squares kernel fit.
         kernel_source: ``"learned"`` (E + least squares, trained by :meth:`kernel_losses`) or ``"classical"``
             (:func:`stochdeblur.baselines.blind_deconvolve` per image — Pan et al.'s estimate, TV deconvolution,
-            mixed with y where the re-blur check distrusts it — no E; the refiner is then trained on the
-            pairs' own kernels, perturbed by :meth:`perturb_kernels`, since the classical estimate is too slow
-            for a training step).
+            mixed with y where the re-blur check distrusts it — no E; the refiner is trained either on
+            those estimates, made in the data workers (:class:`ClassicalDeconvolution`), or on the pairs' own
+            kernels perturbed by :meth:`perturb_kernels`).
         kernel_blur_max, wrong_kernel_prob: the training perturbation of true kernels (:meth:`perturb_kernels`).
     """
 
@@ -171,11 +189,14 @@ class KernelAwarePredictor(nn.Module):
         soft = torch.where(wrong[:, None, None], soft.transpose(-2, -1).flip(-1), soft)
         return K.normalize(soft[..., :k, :k])
 
-    def run(self, blur: Tensor, kernel: Tensor | None = None) -> KernelAwareOutput:
+    def run(self, blur: Tensor, kernel: Tensor | None = None, deconvolved: Tensor | None = None) -> KernelAwareOutput:
         """All intermediate results of g on y [B,3,H,W] in [−1, 1]; ``kernel`` [B,k,k] replaces the estimate
-        (training on true, perturbed kernels)."""
+        (training on true, perturbed kernels), ``deconvolved`` [B,3,H,W] the estimate and its deconvolution
+        (training on :class:`ClassicalDeconvolution` items)."""
         sharp_luma = None
-        if kernel is None and self.kernel_source == "classical":
+        if deconvolved is not None:
+            deconvolved = deconvolved.float()
+        elif kernel is None and self.kernel_source == "classical":
             kernel, deconvolved = self._classical(blur)
         else:
             if kernel is None:
