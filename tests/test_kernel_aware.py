@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from stochdeblur.config import load_config
 from stochdeblur.baselines import blind_deconvolve
+from stochdeblur.config import load_config
 from stochdeblur.data.synth import SyntheticPairs, dead_leaves, degrade, motion_kernel, pad_kernel
 from stochdeblur.methods import build_method
 from stochdeblur.metrics import psnr
