@@ -35,8 +35,9 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from stochdeblur.baselines import blind_deconvolve, richardson_lucy, wiener_deconvolve
-from stochdeblur.data.photos import PhotoPairs
-from stochdeblur.evaluate import KERNEL_MAX, NOISE, Mode, demo_modes, restore_timed
+from stochdeblur.data.photos import KERNEL_MAX, NOISE, PhotoPairs
+from stochdeblur.evaluate.modes import Mode, demo_modes
+from stochdeblur.evaluate.runner import restore_timed
 from stochdeblur.io import quantize
 from stochdeblur.metrics import gradient_energy_ratio, mean_or_none, psnr, ssim
 from stochdeblur.physics import deconvolve

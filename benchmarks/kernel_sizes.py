@@ -23,8 +23,9 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from stochdeblur.baselines import blind_deconvolve, richardson_lucy
-from stochdeblur.data.photos import PhotoPairs
-from stochdeblur.evaluate import KERNEL_MAX, NOISE, demo_modes, restore_timed
+from stochdeblur.data.photos import KERNEL_MAX, NOISE, PhotoPairs
+from stochdeblur.evaluate.modes import demo_modes
+from stochdeblur.evaluate.runner import restore_timed
 from stochdeblur.io import quantize
 from stochdeblur.metrics import mean_or_none, psnr
 from stochdeblur.physics import deconvolve

@@ -16,7 +16,6 @@ report marks which evaluated model is this run's.
 from __future__ import annotations
 
 import base64
-import csv
 import html
 import io
 import json
@@ -34,7 +33,7 @@ from safetensors.torch import load_file
 
 from stochdeblur import trackers
 from stochdeblur.checkpointing import tensors_digest
-from stochdeblur.evaluate import TABLE_COLUMNS
+from stochdeblur.evaluate.reporting import TABLE_COLUMNS, csv_number, read_csv
 from stochdeblur.hub import WEIGHTS_NAME
 from stochdeblur.metrics import LOWER_IS_BETTER, format_value
 from stochdeblur.utils import atomic_write_text
@@ -164,17 +163,6 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _read_csv(path: Path) -> list[dict[str, str]]:
-    if not path.is_file():
-        return []
-    with open(path, newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
-
-
-def _number(text: str | None) -> float | None:
-    return float(text) if text not in ("", None) else None
-
-
 def _wandb_runs(directory: Path, role: str) -> list[RunRef]:
     refs = []
     for path in trackers.wandb_run_files(directory):
@@ -274,12 +262,12 @@ class _Evaluation:
 
 
 def _read_evaluation(directory: Path) -> _Evaluation:
-    summary = _read_csv(directory / "summary.csv")
+    summary = read_csv(directory / "summary.csv")
     if not summary:
         raise ReportError(f"--eval {directory}: no summary.csv (the output folder of scripts/evaluate.py)")
     models_json = directory / "models.json"
     models = json.loads(models_json.read_text()) if models_json.is_file() else {}
-    return _Evaluation(directory.name, directory, summary, _read_csv(directory / "sweep.csv"), models)
+    return _Evaluation(directory.name, directory, summary, read_csv(directory / "sweep.csv"), models)
 
 
 def _evaluation_table(evaluations: list[_Evaluation], digest: str | None) -> Table:
@@ -289,7 +277,7 @@ def _evaluation_table(evaluations: list[_Evaluation], digest: str | None) -> Tab
         for row in ev.summary:
             label = row["model"] + (" (this run)" if digest and ev.models.get(row["model"]) == digest else "")
             rows.append([ev.name, label, row["mode"], row["images"],
-                         *[format_value(key, _number(row.get(key))) for key, _ in TABLE_COLUMNS]])
+                         *[format_value(key, csv_number(row.get(key))) for key, _ in TABLE_COLUMNS]])
     return Table(columns, rows, "Means over the images of each evaluation; 'this run' marks the model whose "
                                 "weights match this run's exported model.")
 
@@ -299,7 +287,7 @@ def _pd_chart(evaluations: list[_Evaluation]) -> Chart | None:
     points = [(ev, r) for ev in evaluations for r in ev.summary]
     sweeps = [(ev, r) for ev in evaluations for r in ev.sweep]
     measures = [(k, t) for k, t in _PD_MEASURES
-                if any(_number(r.get(k)) is not None for _, r in points + sweeps)]
+                if any(csv_number(r.get(k)) is not None for _, r in points + sweeps)]
     if not measures:
         return None
     fig = Figure(figsize=(max(7.0, 4.6 * len(measures)), 4.8), layout="constrained")
@@ -308,7 +296,7 @@ def _pd_chart(evaluations: list[_Evaluation]) -> Chart | None:
         for ev in evaluations:
             for average in sorted({r["average"] for r in ev.sweep if r["steps"] != "0"}, key=int):
                 line = sorted((r for r in ev.sweep if r["average"] == average and r["steps"] != "0"
-                               and _number(r.get(key)) is not None and _number(r["psnr"]) is not None),
+                               and csv_number(r.get(key)) is not None and csv_number(r["psnr"]) is not None),
                               key=lambda r: int(r["steps"]))
                 ax.plot([float(r["psnr"]) for r in line], [float(r[key]) for r in line], marker="o",
                         markersize=3, linewidth=1, alpha=0.7, label=f"{ev.name} sweep ×{average}")
@@ -316,7 +304,7 @@ def _pd_chart(evaluations: list[_Evaluation]) -> Chart | None:
                     ax.annotate(r["steps"], (float(r["psnr"]), float(r[key])), fontsize=6, xytext=(3, 3),
                                 textcoords="offset points")
         for ev, r in points:
-            if _number(r.get(key)) is not None and _number(r["psnr"]) is not None:
+            if csv_number(r.get(key)) is not None and csv_number(r["psnr"]) is not None:
                 ax.plot([float(r["psnr"])], [float(r[key])], marker="*", markersize=11, linestyle="",
                         label=f"{ev.name}: {r['model']} {r['mode']}")
         if LOWER_IS_BETTER.get(key) is None:

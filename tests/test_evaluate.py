@@ -18,16 +18,9 @@ from stochdeblur.cli.evaluate import main, parse_sweep
 from stochdeblur.config import SampleConfig, load_config
 from stochdeblur.data.photos import photo_pairs
 from stochdeblur.data.synth import SyntheticPairs
-from stochdeblur.evaluate import (
-    CSV_COLUMNS,
-    EvaluationError,
-    Mode,
-    ResultsLog,
-    evaluate,
-    parse_modes,
-    sweep,
-    write_wandb_run,
-)
+from stochdeblur.evaluate.modes import EvaluationError, Mode, parse_modes
+from stochdeblur.evaluate.runner import CSV_COLUMNS, ResultsLog, evaluate, sweep
+from stochdeblur.evaluate.wandb_run import write_wandb_run
 from stochdeblur.io import write_image
 
 TINY = ["predictor.base_channels=8", "denoiser.base_channels=8", "predictor.num_res_blocks=1",

@@ -20,17 +20,18 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from matplotlib.figure import Figure
 from torch import Tensor
 from tqdm.auto import tqdm
 
 from stochdeblur.config import ModePreset
-from stochdeblur.data.photos import PhotoPairs
-from stochdeblur.evaluate import KERNEL_MAX, NOISE, Mode, parse_mode, restore_timed
+from stochdeblur.data.photos import KERNEL_MAX, NOISE, PhotoPairs
+from stochdeblur.evaluate.modes import Mode, parse_mode
+from stochdeblur.evaluate.reporting import Panel, write_grid
+from stochdeblur.evaluate.runner import restore_timed
 from stochdeblur.io import quantize, read_image, write_image
 from stochdeblur.metrics import mean_or_none, psnr, ssim
 from stochdeblur.restorer import Restorer
-from stochdeblur.utils import atomic_path, atomic_write_text, describe_cpu
+from stochdeblur.utils import atomic_write_text, describe_cpu
 
 REAL_BLUR_NAME = "clock_motion"
 DEMO_MODES = ("predictor", "average", "perceptual")
@@ -148,32 +149,15 @@ def summary_table(results: dict[str, dict[str, Result]], modes: list[Mode]) -> s
     return "\n".join(lines) + "\n"
 
 
-def write_grid(path: Path, images: list[DemoImage], results: dict[str, dict[str, Result]], modes: list[Mode]) -> None:
-    """Comparison grid, one row per image: blurry | each mode | sharp, PSNR under each scored panel."""
-    columns = ["blurry", *[m.label for m in modes], "sharp"]
-    titles = ["blurry", *[mode_title(m) for m in modes], "sharp"]
-    fig = Figure(figsize=(2.8 * len(columns), 3.0 * len(images)), dpi=100)
-    axes = fig.subplots(len(images), len(columns), squeeze=False)
-    for r, item in enumerate(images):
-        row = results[item.name]
-        for c, column in enumerate(columns):
-            ax = axes[r][c]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if r == 0:
-                ax.set_title(titles[c], fontsize=9)
-            if column == "sharp":
-                ax.set_xlabel(item.name if item.sharp is not None else f"{item.name}: real blur, no sharp", fontsize=8)
-                if item.sharp is not None:
-                    ax.imshow(((item.sharp + 1) / 2).clamp(0, 1).permute(1, 2, 0).numpy())
-                continue
-            result = row[column]
-            ax.imshow(((result.image + 1) / 2).clamp(0, 1).permute(1, 2, 0).numpy())
-            if result.psnr is not None:
-                ax.set_xlabel(f"{result.psnr:.2f} dB", fontsize=8)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
+def grid_rows(images: list[DemoImage], results: dict[str, dict[str, Result]], modes: list[Mode]) -> list[list[Panel]]:
+    """The grid's panels, one row per image: blurry | each mode | sharp, PSNR under each scored panel."""
+    rows = []
+    for item in images:
+        scored = [results[item.name][column] for column in ["blurry", *[m.label for m in modes]]]
+        row = [Panel(r.image, None if r.psnr is None else f"{r.psnr:.2f} dB") for r in scored]
+        note = item.name if item.sharp is not None else f"{item.name}: real blur, no sharp"
+        rows.append([*row, Panel(item.sharp, note)])
+    return rows
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -216,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model: {args.checkpoint or 'shipped default'} ({cfg.name}); {len(images)} images of {args.size} px; "
           f"precision {precision}; {describe_cpu()}")
     results = run_demo(restorer, images, modes, args.out, seed=args.seed)
-    write_grid(args.out / "grid.png", images, results, modes)
+    write_grid(args.out / "grid.png", ["blurry", *[mode_title(m) for m in modes], "sharp"],
+               grid_rows(images, results, modes), cell=(2.8, 3.0), title_size=9)
     table = summary_table(results, modes)
     elapsed = time.perf_counter() - start
     notes = (f"\nCells: PSNR dB / SSIM against the sharp photo (RGB, 8-bit outputs). Synthetic blur: kernels "

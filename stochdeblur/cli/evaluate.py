@@ -16,14 +16,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from stochdeblur.evaluate import (
-    EvaluationError,
-    evaluate,
-    markdown_table,
-    parse_modes,
-    sweep,
-    write_wandb_run,
-)
+from stochdeblur.evaluate.modes import EvaluationError, parse_modes
+from stochdeblur.evaluate.reporting import markdown_table
+from stochdeblur.evaluate.runner import evaluate, sweep
+from stochdeblur.evaluate.wandb_run import write_wandb_run
 from stochdeblur.hub import load, load_default
 from stochdeblur.utils import describe_cpu, pick_precision
 

@@ -20,6 +20,7 @@ from torch.utils.data import Dataset
 from stochdeblur.data.synth import degrade, motion_kernel
 
 SKIMAGE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
+KERNEL_MAX, NOISE = 33, 0.01  # the benchmark's synthetic blur: kernels of 7–33 px, noise σ = 0.01
 
 
 def _skimage_loader(name: str) -> Callable[[], np.ndarray]:
@@ -78,8 +79,9 @@ class PhotoPairs(Dataset):
         left out with ``return_kernel=False`` so items of different kernel sizes batch together)``}``.
     """
 
-    def __init__(self, kernel_max: int = 33, noise: float = 0.01, seed: int = 0, crop: int | None = None,
-                 kernel_min: int = 7, names: list[str] | None = None, return_kernel: bool = True) -> None:
+    def __init__(self, kernel_max: int = KERNEL_MAX, noise: float = NOISE, seed: int = 0,
+                 crop: int | None = None, kernel_min: int = 7, names: list[str] | None = None,
+                 return_kernel: bool = True) -> None:
         if not 3 <= kernel_min <= kernel_max:
             raise ValueError(f"need 3 <= kernel_min <= kernel_max, got {kernel_min}, {kernel_max}")
         photos = available_photos()
@@ -116,6 +118,7 @@ def _tensor(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))) * 2.0 - 1.0
 
 
-def photo_pairs(kernel_max: int = 33, noise: float = 0.01, seed: int = 0, crop: int | None = None) -> PhotoPairs:
+def photo_pairs(kernel_max: int = KERNEL_MAX, noise: float = NOISE, seed: int = 0,
+                crop: int | None = None) -> PhotoPairs:
     """The ``synthetic:photos`` benchmark: every available sample photo, blurred with a known kernel."""
     return PhotoPairs(kernel_max=kernel_max, noise=noise, seed=seed, crop=crop)
