@@ -2,9 +2,9 @@
 
 An offline W&B run is ``<dir>/wandb/offline-run-<time>-<id>/run-<id>.wandb``: a LevelDB-style log (7-byte
 header ``:W&B``, 0xBEE1, 0; 32 KiB blocks; records with a ``<IHB>`` crc/length/type header, split across
-blocks as FIRST/MIDDLE/LAST) of ``wandb_internal_pb2.Record`` protobufs. :func:`read_wandb_history`,
-:func:`read_wandb_run` and :func:`read_wandb_artifacts` parse it with wandb's own ``Record`` class, so logged
-metrics and artifacts (their manifests) can be checked without a W&B server.
+blocks as FIRST/MIDDLE/LAST) of ``wandb_internal_pb2.Record`` protobufs. :func:`wandb_records` parses it with
+wandb's own ``Record`` class; :func:`read_wandb_run` and :func:`read_wandb_artifacts` (what ``scripts/report.py``
+reads) give a run's identity and its artifacts (their manifests) without a W&B server.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def _payloads(data: bytes, source: str) -> Iterator[bytes]:
             yield b"".join([*chunks, payload])
 
 
-def _records(path: str | Path, kind: str) -> Iterator[Any]:
+def wandb_records(path: str | Path, kind: str) -> Iterator[Any]:
     """The ``Record`` protobufs of one type (``history``, ``run``, ``artifact``, ...) in a ``run-*.wandb``."""
     from wandb.proto.wandb_internal_pb2 import Record
 
@@ -100,15 +100,9 @@ def _records(path: str | Path, kind: str) -> Iterator[Any]:
             yield getattr(record, kind)
 
 
-def read_wandb_history(path: str | Path) -> list[dict[str, Any]]:
-    """The ``history`` rows (one dict per ``wandb.log`` call, with ``_step``) of a ``run-*.wandb`` file."""
-    return [{item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in history.item}
-            for history in _records(path, "history")]
-
-
 def read_wandb_run(path: str | Path) -> dict[str, str]:
     """The run of a ``run-*.wandb`` file: its ``id``, ``project``, ``entity``, ``name`` and ``job_type``."""
-    run = next(_records(path, "run"), None)
+    run = next(wandb_records(path, "run"), None)
     if run is None:
         raise ValueError(f"{path}: no run record")
     return {"id": run.run_id, "project": run.project, "entity": run.entity, "name": run.display_name,
@@ -121,7 +115,7 @@ def read_wandb_artifacts(path: str | Path) -> list[dict[str, Any]]:
     return [{"name": a.name, "type": a.type, "digest": a.digest, "aliases": list(a.aliases),
              "metadata": json.loads(a.metadata) if a.metadata else {},
              "files": [{"path": f.path, "size": f.size, "digest": f.digest} for f in a.manifest.contents]}
-            for a in _records(path, "artifact")]
+            for a in wandb_records(path, "artifact")]
 
 
 def artifact_name(text: str) -> str:

@@ -1,10 +1,11 @@
 """One Accelerate training loop for every method family (DvSR; DeblurGAN groups "d" then "g").
 
 Covers one CPU, one GPU, several GPUs or nodes (``accelerate launch``) without code changes: DDP wraps the
-single method module once, one AdamW + LR schedule per parameter group, gradient accumulation and clipping,
-mixed precision, an EMA of the weights (validated and exported), checkpoints written atomically with
-``accelerator.save_state`` and exact resume. Data are a pure function of (seed, epoch, position), and the
-training noise of (seed, rank, step), so resuming at step N replays exactly what an uninterrupted run sees.
+single method module once, one AdamW per parameter group, gradient accumulation and clipping, mixed
+precision, an EMA of the weights (validated and exported), checkpoints written atomically with
+``accelerator.save_state`` and exact resume. Data are a pure function of (seed, epoch, position), the training
+noise of (seed, rank, step) and the learning rate of the step (:func:`lr_factor`: no scheduler state), so
+resuming at step N replays exactly what an uninterrupted run sees, under the config it is resumed with.
 
 Layout of ``out_dir``: ``config.yaml`` (resolved config), ``metrics.jsonl`` (one line per logged step),
 ``checkpoints/step_<N>/`` (with a ``COMPLETE`` marker), ``model/`` (EMA weights for ``scripts/sample.py``),
@@ -34,20 +35,19 @@ from accelerate.utils import (
     set_seed,
 )
 from safetensors.torch import load_file
-from torch import Tensor, nn
+from torch import Tensor
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from stochdeblur import checkpointing, metrics, trackers
-from stochdeblur.config import ConfigError, RunConfig, to_dict, to_yaml
+from stochdeblur.config import ConfigError, RunConfig, TrainConfig, to_dict, to_yaml
 from stochdeblur.data import build_dataset
 from stochdeblur.ema import EMA
 from stochdeblur.hub import WEIGHTS_NAME, load_weights_into, save_pretrained
 from stochdeblur.io import write_image
 from stochdeblur.methods import build_method
+from stochdeblur.methods.base import Method
 from stochdeblur.utils import atomic_write_text, pick_precision
-
-HASH_ENV = "STOCHDEBLUR_WEIGHTS_HASH"  # debug: each rank writes out_dir/rank<k>_weights.sha256 at the end
 
 
 def _mix(*values: int) -> int:
@@ -55,25 +55,34 @@ def _mix(*values: int) -> int:
     return int(np.random.SeedSequence([int(v) for v in values]).generate_state(2, np.uint64)[0] >> 1)
 
 
-class LRFactor:
-    """Base-LR multiplier at an optimizer step: linear warm-up, then cosine to ``min_ratio``, step or constant.
+def lr_factor(train: TrainConfig, step: int) -> float:
+    """Base-LR multiplier after ``step`` optimizer steps (0 for the first step): linear warm-up over
+    ``train.warmup_steps``, then ``train.lr_schedule`` up to ``train.max_steps``: cosine to ``min_lr_ratio``,
+    ``step`` (÷10 at 50 % and again at 75 % of the steps after warm-up) or constant."""
+    if step < train.warmup_steps:
+        return (step + 1) / train.warmup_steps
+    progress = min(1.0, (step - train.warmup_steps) / max(1, train.max_steps - train.warmup_steps))
+    if train.lr_schedule == "cosine":
+        return train.min_lr_ratio + (1.0 - train.min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+    if train.lr_schedule == "step":
+        return 0.1 ** sum(progress >= m for m in (0.5, 0.75))
+    return 1.0
 
-    ``step`` divides the LR by 10 at 50 % and again at 75 % of the steps after warm-up. A callable object
-    (not a lambda), so ``LambdaLR.state_dict`` stores its settings.
+
+def initial_method(cfg: RunConfig) -> Method:
+    """The method a run starts from: ``build_method(cfg)`` with torch's RNG seeded from ``train.seed`` (the
+    global RNG is left as it was), so every rank and every re-run starts from the same weights; then the weights
+    of ``train.init_from`` (only ``train.init_modules`` when given) loaded into it.
+
+    Raises:
+        CheckpointError: ``train.init_from`` is missing or does not match the method (the tensors are named).
     """
-
-    def __init__(self, kind: str, warmup: int, total: int, min_ratio: float) -> None:
-        self.kind, self.warmup, self.total, self.min_ratio = kind, warmup, total, min_ratio
-
-    def __call__(self, step: int) -> float:
-        if step < self.warmup:
-            return (step + 1) / self.warmup
-        progress = min(1.0, (step - self.warmup) / max(1, self.total - self.warmup))
-        if self.kind == "cosine":
-            return self.min_ratio + (1.0 - self.min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
-        if self.kind == "step":
-            return 0.1 ** sum(progress >= m for m in (0.5, 0.75))
-        return 1.0
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.train.seed)
+        method = build_method(cfg)
+    if cfg.train.init_from:
+        load_weights_into(method, cfg.train.init_from, cfg.train.init_modules)
+    return method
 
 
 class EpochDataset(Protocol):
@@ -132,23 +141,19 @@ def _to_uint8(image: Tensor) -> np.ndarray:
 
 
 class Trainer:
-    """Trains ``build_method(cfg)`` into ``out_dir``; :meth:`fit` runs (or resumes) and returns final metrics.
+    """Trains ``method`` (built from ``cfg``, e.g. by :func:`initial_method`) into ``out_dir``; :meth:`fit` runs
+    (or resumes) and returns final metrics.
 
     Only the method contract (:class:`~stochdeblur.methods.base.Method`) is used: its requirements are checked
     before anything is written, then one optimizer per ``optimizer_groups()`` entry, stepped in
-    ``step_schedule()`` order.
+    ``step_schedule()`` order at the learning rate of the step (group base LR × :func:`lr_factor`).
     """
 
-    def __init__(self, cfg: RunConfig, out_dir: str | Path) -> None:
+    def __init__(self, cfg: RunConfig, method: Method, out_dir: str | Path) -> None:
         self.cfg, self.out_dir = cfg, Path(out_dir)
         self.ckpt_dir = self.out_dir / "checkpoints"
-        with torch.random.fork_rng(devices=[]):  # identical initial weights on every rank, global RNG untouched
-            torch.manual_seed(cfg.train.seed)
-            method = build_method(cfg)
         notes = method.requirements()  # raises (one line naming the fix) before out_dir is touched
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        if cfg.train.init_from:
-            load_weights_into(method, cfg.train.init_from, cfg.train.init_modules)
         if cfg.train.channels_last:
             method = method.to(memory_format=torch.channels_last)
         groups = method.optimizer_groups()
@@ -159,10 +164,11 @@ class Trainer:
         set_seed(cfg.train.seed + acc.process_index)  # per-rank global RNGs, for methods that draw from them
         self.base_lrs = {name: group.lr for name, group in groups.items()}
         self.groups = {name: group.params for name, group in groups.items()}
-        optimizers, schedulers = self._optimizers(self.groups)
-        self.model, *prepared = acc.prepare(method, *optimizers, *schedulers)
-        self.optimizers = dict(zip(groups, prepared[: len(groups)], strict=True))
-        self.schedulers = dict(zip(groups, prepared[len(groups):], strict=True))
+        t = cfg.train
+        optimizers = [torch.optim.AdamW(params, lr=self.base_lrs[name], betas=tuple(t.betas),
+                                        weight_decay=t.weight_decay) for name, params in self.groups.items()]
+        self.model, *prepared = acc.prepare(method, *optimizers)
+        self.optimizers = dict(zip(groups, prepared, strict=True))
         self.unwrapped = acc.unwrap_model(self.model)
         self.schedule = method.step_schedule()
         self.loss_key = "train/loss" if len(groups) == 1 else f"train/{self.schedule[-1]}/loss"
@@ -184,24 +190,9 @@ class Trainer:
         return Accelerator(
             mixed_precision=_precision(cfg, PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU")).device),
             log_with=log_with,
-            gradient_accumulation_steps=cfg.train.grad_accum, step_scheduler_with_optimizer=False,
+            gradient_accumulation_steps=cfg.train.grad_accum,
             project_config=ProjectConfiguration(project_dir=str(self.out_dir), logging_dir=str(self.out_dir / "logs")),
             kwargs_handlers=handlers)
-
-    def _schedule(self, group: str) -> tuple[float, LRFactor]:
-        """Base LR of an optimizer group (the method's, from its config) and the config's LR multiplier."""
-        t = self.cfg.train
-        return self.base_lrs[group], LRFactor(t.lr_schedule, t.warmup_steps, t.max_steps, t.min_lr_ratio)
-
-    def _optimizers(self, groups: dict[str, list[nn.Parameter]]) -> tuple[list, list]:
-        t = self.cfg.train
-        optimizers, schedulers = [], []
-        for name, params in groups.items():
-            lr, factor = self._schedule(name)
-            opt = torch.optim.AdamW(params, lr=lr, betas=tuple(t.betas), weight_decay=t.weight_decay)
-            optimizers.append(opt)
-            schedulers.append(torch.optim.lr_scheduler.LambdaLR(opt, factor))
-        return optimizers, schedulers
 
     # ----------------------------------------------------------------------------------------------- training
 
@@ -218,8 +209,10 @@ class Trainer:
         return value
 
     def _train_step(self, step: int, batches: Iterator[dict[str, Any]]) -> dict[str, Tensor]:
-        """One optimizer step of every group in ``self.schedule`` over ``grad_accum`` micro-batches."""
+        """Training step ``step`` (1-based): an optimizer step of every group in ``self.schedule`` over
+        ``grad_accum`` micro-batches, each at the LR of the step."""
         acc, accum = self.accelerator, self.cfg.train.grad_accum
+        factor = lr_factor(self.cfg.train, step - 1)
         micro = [{k: self._to_device(v) for k, v in next(batches).items()} for _ in range(accum)]
         prefix = "train/" if len(self.groups) == 1 else "train/{}/"
         logs: dict[str, Tensor] = {}
@@ -237,9 +230,11 @@ class Trainer:
             if self.cfg.train.grad_clip > 0:
                 norm = acc.clip_grad_norm_(self.groups[group], self.cfg.train.grad_clip)
                 logs[prefix.format(group) + "grad_norm"] = torch.as_tensor(norm, device=acc.device).float()
-            logs[f"lr/{group}"] = torch.tensor(self.optimizers[group].param_groups[0]["lr"], device=acc.device)
+            lr = self.base_lrs[group] * factor
+            for param_group in self.optimizers[group].param_groups:
+                param_group["lr"] = lr
+            logs[f"lr/{group}"] = torch.tensor(lr, device=acc.device)
             self.optimizers[group].step()
-            self.schedulers[group].step()
         return logs
 
     def fit(self, resume: str | None = None) -> dict[str, float]:
@@ -285,8 +280,6 @@ class Trainer:
         if cfg.train.checkpoint_every <= 0 or step % cfg.train.checkpoint_every:
             self.save_checkpoint(step)
         self._log_model_artifact(step)
-        if os.environ.get(HASH_ENV):
-            self._dump_weight_hash()
         self.accelerator.wait_for_everyone()
         self.accelerator.end_training()
         return {"step": float(step), **final}
@@ -403,41 +396,13 @@ class Trainer:
                               "model", sorted(model_dir.iterdir()), metadata, aliases=[f"step_{step}"])
 
     def _resume(self, path: Path) -> None:
-        """Restore model, EMA, optimizers, schedulers, RNGs and the step; drop later lines of metrics.jsonl."""
+        """Restore model, EMA, optimizers, RNGs and the step; drop later lines of metrics.jsonl.
+
+        The learning rate is not restored: it follows this run's config at the restored step. (Scheduler files
+        of checkpoints written before the LR became a function of the step are ignored.)
+        """
         self.accelerator.load_state(str(path))
-        changed = self._follow_config_schedule()
         if self.accelerator.is_main_process:
             print(f"resumed from {path} at step {self.state.step}")
-            for note in changed:
-                print(note)
             checkpointing.truncate_metrics(self.out_dir / "metrics.jsonl", self.state.step)
         self.accelerator.wait_for_everyone()
-
-    def _follow_config_schedule(self) -> list[str]:
-        """Make the LR schedule this run's config, not the checkpoint's; one note per group that changed.
-
-        A checkpoint stores its scheduler's settings (base LR, warm-up, total steps, shape), so without this a
-        resume with e.g. a larger ``train.max_steps`` would keep the old cosine and silently ignore the override.
-        """
-        t, notes = self.cfg.train, []
-        for name, wrapped in self.schedulers.items():
-            scheduler = getattr(wrapped, "scheduler", wrapped)  # accelerate's AcceleratedScheduler wraps it
-            base, want = self._schedule(name)
-            (factor,) = scheduler.lr_lambdas
-            if vars(factor) == vars(want) and all(b == base for b in scheduler.base_lrs):
-                continue
-            before = scheduler.optimizer.param_groups[0]["lr"]
-            factor.__dict__.update(vars(want))
-            scheduler.base_lrs = [base] * len(scheduler.base_lrs)
-            for group in scheduler.optimizer.param_groups:
-                group["initial_lr"], group["lr"] = base, base * factor(scheduler.last_epoch)
-            notes.append(f"LR schedule of '{name}' follows the config now ({t.lr_schedule}, base {base:g}, "
-                         f"{t.max_steps} steps): lr {before:.3g} -> {scheduler.optimizer.param_groups[0]['lr']:.3g}")
-        return notes
-
-    def _dump_weight_hash(self) -> None:
-        """Write sha256 of this rank's model and EMA tensors (a debug aid for multi-process tests)."""
-        model = checkpointing.tensors_digest(self.unwrapped.state_dict().items())
-        ema = checkpointing.tensors_digest(self.ema.shadow.items())
-        path = self.out_dir / f"rank{self.accelerator.process_index}_weights.sha256"
-        atomic_write_text(path, f"model {model}\nema {ema}\n")

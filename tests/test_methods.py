@@ -170,13 +170,12 @@ class Recorder(Method):
         return {"x_init": self.a(blur).clamp(-1, 1)}
 
 
-def test_the_trainer_uses_only_the_declared_contract(tmp_path, monkeypatch, capsys) -> None:
+def test_the_trainer_uses_only_the_declared_contract(tmp_path, capsys) -> None:
     recorder = Recorder()
-    monkeypatch.setattr(training, "build_method", lambda cfg: recorder)
     cfg = load_config(CONFIGS / "dvsr_tiny.yaml", ["train.max_steps=2", "train.lr_schedule=constant",
                                                    "train.warmup_steps=0", "train.checkpoint_every=0",
                                                    "train.val_every=0"])
-    result = training.Trainer(cfg, tmp_path / "run").fit()
+    result = training.Trainer(cfg, recorder, tmp_path / "run").fit()
     assert recorder.steps == [0, 1]
     assert recorder.calls == [("b", True), ("a", True), ("b", True)] * 2
     assert capsys.readouterr().out.count("note: the recorder is no real method") == 1
@@ -186,12 +185,24 @@ def test_the_trainer_uses_only_the_declared_contract(tmp_path, monkeypatch, caps
     assert "val/psnr_init" in result  # validation_images' x_init is scored
 
 
+def test_a_group_stepped_twice_per_step_has_the_lr_of_the_step(tmp_path) -> None:
+    """The LR is a function of the training step, so warm-up and decay do not run faster for "b", which steps twice
+    per training step (as a GAN's critic does with gan.d_steps_per_g > 1)."""
+    cfg = load_config(CONFIGS / "dvsr_tiny.yaml", ["train.max_steps=2", "train.lr_schedule=constant",
+                                                   "train.warmup_steps=4", "train.checkpoint_every=0",
+                                                   "train.val_every=0", "train.log_every=1"])
+    training.Trainer(cfg, Recorder(), tmp_path / "run").fit()
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    lrs = {row["step"]: (row["lr/a"], row["lr/b"]) for row in rows if "lr/a" in row}
+    assert lrs == {1: pytest.approx((0.1 / 4, 0.01 / 4)), 2: pytest.approx((0.1 / 2, 0.01 / 2))}
+
+
 def test_a_failed_requirement_stops_the_trainer_before_it_writes_anything(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty"))
     cfg = load_config(CONFIGS / "deblurgan_v1_tiny.yaml", ["gan.perceptual=vgg19"])
     with pytest.raises(ValueError, match="gan.perceptual=none"):
-        training.Trainer(cfg, tmp_path / "run")
+        training.Trainer(cfg, build_method(cfg), tmp_path / "run")
     assert not (tmp_path / "run").exists()
     classical = dataclasses.replace(cfg, method="classical")
     with pytest.raises(ValueError, match="method=classical has no parameters to train"):
-        training.Trainer(classical, tmp_path / "run")
+        training.Trainer(classical, build_method(classical), tmp_path / "run")

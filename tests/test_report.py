@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from accelerate.state import AcceleratorState
+from helpers import train
 from PIL import Image
 from safetensors.torch import load_file
 
@@ -19,7 +20,6 @@ from stochdeblur.cli import evaluate as evaluate_cli
 from stochdeblur.cli import report as report_cli
 from stochdeblur.config import load_config
 from stochdeblur.trackers import read_wandb_artifacts, read_wandb_run, wandb_run_files
-from stochdeblur.training import Trainer
 
 TINY = Path(__file__).resolve().parents[1] / "configs" / "dvsr_synthetic_tiny.yaml"
 
@@ -35,7 +35,7 @@ def experiment(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         run = root / "run"
         cfg = load_config(TINY, ["log.tracker=wandb", "train.max_steps=4", "train.val_every=2",
                                  "train.checkpoint_every=0", "data.synthetic_length=8"])
-        Trainer(cfg, run).fit()
+        train(cfg, run)
         AcceleratorState._reset_state(True)
         evaluation = root / "eval"
         assert evaluate_cli.main(["--data", "synthetic:deadleaves", "--limit", "1", "--crop", "32",

@@ -20,7 +20,7 @@ from stochdeblur.config import ConfigError, load_config
 from stochdeblur.data import LayoutError
 from stochdeblur.hub import CheckpointError
 from stochdeblur.losses import PerceptualUnavailable
-from stochdeblur.training import Trainer
+from stochdeblur.training import Trainer, initial_method
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = load_config(args.config, args.overrides)
         out_dir = args.out or Path("runs") / cfg.name
-        trainer = Trainer(cfg, out_dir)
+        trainer = Trainer(cfg, initial_method(cfg), out_dir)
         result = trainer.fit(resume=args.resume)
     except (ConfigError, LayoutError, CheckpointError, ResumeError, PerceptualUnavailable) as exc:
         print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)  # OmegaConf appends key/type detail lines
