@@ -1,9 +1,13 @@
-"""Save and load trained methods: ``model.safetensors`` + ``config.json`` in one directory.
+"""Save and load trained methods: ``model.safetensors`` + ``config.json`` (+ ``run_config.json``) in one directory.
 
-``config.json`` is the resolved :class:`~stochdeblur.config.RunConfig` as a dict plus a ``"_meta"`` entry
-(package version, weights file name, its sha256). Loading rebuilds the method from the config and checks
-the weights against it, naming every missing, unexpected or shape-mismatched tensor. Nothing is unpickled:
-a ``.pt``/``.pth`` file is read with ``torch.load(weights_only=True)``.
+``config.json`` is the model's own config: the sections of the resolved :class:`~stochdeblur.config.RunConfig`
+that define the networks and their inference (``name``, ``method``, ``predictor``, ``denoiser``, ``diffusion``,
+``gan``, ``sample``) plus a ``"_meta"`` entry (package version, weights file name, its sha256).
+``run_config.json`` holds the rest, how the weights were trained (:data:`RUN_SECTIONS`: ``data``, ``train``,
+``log``); a model loads without it (those sections then take their defaults), and a ``config.json`` holding
+every section (as saved before the split) loads as it always did. Loading rebuilds the method from the config
+and checks the weights against it, naming every missing, unexpected or shape-mismatched tensor. Nothing is
+unpickled: a ``.pt``/``.pth`` file is read with ``torch.load(weights_only=True)``.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from stochdeblur.utils import atomic_dir
 WEIGHTS_NAME = "model.safetensors"
 CLASSICAL = "classical"  # the network-free method's name in load()
 CONFIG_NAME = "config.json"
+RUN_CONFIG_NAME = "run_config.json"
+RUN_SECTIONS = ("data", "train", "log")  # of RunConfig: how a model was trained, not what it is
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 DEFAULT_MODEL_DIR = WEIGHTS_DIR / "default"
 _TORCH_SUFFIXES = (".pt", ".pth", ".bin")
@@ -46,33 +52,50 @@ def sha256_file(path: str | Path) -> str:
 
 
 def save_pretrained(method: nn.Module, directory: str | Path, cfg: RunConfig) -> Path:
-    """Write ``method``'s weights and ``cfg`` to ``directory`` atomically (an existing directory is replaced)."""
+    """Write ``method``'s weights, its model config (``config.json``) and the rest of ``cfg`` (``run_config.json``)
+    to ``directory`` atomically (an existing directory is replaced)."""
     directory = Path(directory)
     state = {name: tensor.detach().cpu().contiguous() for name, tensor in method.state_dict().items()}
     with atomic_dir(directory) as tmp:
         save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
-        payload = to_dict(cfg)
-        payload["_meta"] = {"stochdeblur_version": __version__, "weights": WEIGHTS_NAME,
-                            "sha256": sha256_file(tmp / WEIGHTS_NAME)}
-        (tmp / CONFIG_NAME).write_text(json.dumps(payload, indent=2) + "\n")
+        model = to_dict(cfg)
+        run = {section: model.pop(section) for section in RUN_SECTIONS}
+        model["_meta"] = {"stochdeblur_version": __version__, "weights": WEIGHTS_NAME,
+                          "sha256": sha256_file(tmp / WEIGHTS_NAME)}
+        (tmp / CONFIG_NAME).write_text(json.dumps(model, indent=2) + "\n")
+        (tmp / RUN_CONFIG_NAME).write_text(json.dumps(run, indent=2) + "\n")
     return directory
 
 
-def _read_config(path: Path) -> tuple[RunConfig, dict[str, Any]]:
-    if not path.is_file():
-        raise CheckpointError(f"{path}: config file not found (a model directory holds {WEIGHTS_NAME} + {CONFIG_NAME})")
+def _read_json(path: Path) -> dict[str, Any]:
     try:
         payload = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{path}: not a readable JSON config ({exc})") from None
     if not isinstance(payload, dict):
         raise CheckpointError(f"{path}: expected a JSON object, got {type(payload).__name__}")
+    return payload
+
+
+def _read_config(path: Path) -> tuple[RunConfig, dict[str, Any]]:
+    """The config of a model directory: ``config.json`` (its ``_meta`` apart) and ``run_config.json`` when there."""
+    if not path.is_file():
+        raise CheckpointError(f"{path}: config file not found (a model directory holds {WEIGHTS_NAME} + {CONFIG_NAME})")
+    payload = _read_json(path)
     meta = payload.pop("_meta", {})
+    run_path = path.parent / RUN_CONFIG_NAME
+    parts = [(path, payload), *([(run_path, _read_json(run_path))] if run_path.is_file() else [])]
+    cfg = OmegaConf.structured(RunConfig)
+    for source, part in parts:
+        try:
+            cfg = OmegaConf.merge(cfg, part)
+        except OmegaConfBaseException as exc:
+            raise CheckpointError(f"{source}: invalid config ({exc})".splitlines()[0]) from None
     try:
-        cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(RunConfig), payload))
+        return OmegaConf.to_object(cfg), meta
     except (OmegaConfBaseException, ValueError) as exc:
-        raise CheckpointError(f"{path}: invalid config ({exc})".splitlines()[0]) from None
-    return cfg, meta
+        sources = " + ".join(str(source) for source, _ in parts)
+        raise CheckpointError(f"{sources}: invalid config ({exc})".splitlines()[0]) from None
 
 
 def _read_weights(path: Path) -> dict[str, Tensor]:

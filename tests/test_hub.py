@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from stochdeblur import hub
-from stochdeblur.config import load_config
+from stochdeblur.config import RunConfig, load_config
 from stochdeblur.hub import CheckpointError, load_default, load_pretrained, save_pretrained
 from stochdeblur.methods import build_method
 
@@ -26,13 +26,62 @@ def saved(tmp_path: Path) -> tuple[Path, torch.nn.Module]:
 
 def test_save_load_gives_identical_output(saved: tuple[Path, torch.nn.Module]) -> None:
     directory, model = saved
-    assert sorted(p.name for p in directory.iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in directory.iterdir()) == ["config.json", "model.safetensors", "run_config.json"]
     loaded, cfg = load_pretrained(directory)
-    assert cfg.denoiser.base_channels == 8 and not loaded.training
+    assert cfg == load_config(overrides=TINY) and not loaded.training
     y = torch.rand(1, 3, 24, 40) * 2 - 1
     assert torch.equal(loaded.restore(y, steps=3, seed=1), model.restore(y, steps=3, seed=1))
     meta = json.loads((directory / "config.json").read_text())["_meta"]
     assert meta["sha256"] == hub.sha256_file(directory / "model.safetensors")
+
+
+def test_config_json_is_the_model_run_config_json_the_training(saved: tuple[Path, torch.nn.Module]) -> None:
+    """config.json: the sections that define the networks and their inference; run_config.json: data/train/log.
+    Without run_config.json the model still loads (those sections take their defaults)."""
+    directory, model = saved
+    model_part = json.loads((directory / "config.json").read_text())
+    run_part = json.loads((directory / "run_config.json").read_text())
+    assert set(run_part) == set(hub.RUN_SECTIONS) == {"data", "train", "log"}
+    assert set(model_part) | set(run_part) == {*RunConfig.__dataclass_fields__, "_meta"}
+    assert not set(model_part) & set(run_part)
+    (directory / "run_config.json").unlink()
+    loaded, cfg = load_pretrained(directory)
+    assert cfg.denoiser.base_channels == 8 and cfg.train == RunConfig().train
+    y = torch.rand(1, 3, 16, 24) * 2 - 1
+    assert torch.equal(loaded.restore(y, steps=2, seed=1), model.restore(y, steps=2, seed=1))
+
+
+def _as_one_config_json(directory: Path, into: Path) -> Path:
+    """A copy of a model directory in the layout before run_config.json: every section in config.json (the
+    weights linked, not copied)."""
+    into.mkdir()
+    (into / "model.safetensors").symlink_to((directory / "model.safetensors").resolve())
+    full = {**json.loads((directory / "config.json").read_text()),
+            **json.loads((directory / "run_config.json").read_text())}
+    (into / "config.json").write_text(json.dumps(full, indent=2) + "\n")
+    return into
+
+
+def test_a_config_json_with_every_section_still_loads(saved: tuple[Path, torch.nn.Module], tmp_path: Path) -> None:
+    directory, model = saved
+    loaded, cfg = load_pretrained(_as_one_config_json(directory, tmp_path / "old"), verify_hash=True)
+    assert cfg == load_pretrained(directory)[1]
+    y = torch.rand(1, 3, 16, 24) * 2 - 1
+    assert torch.equal(loaded.restore(y, steps=2, seed=1), model.restore(y, steps=2, seed=1))
+
+
+@pytest.mark.parametrize("name", hub.shipped_models())
+def test_shipped_model_loads_the_same_from_its_split_config_as_from_one_file(name: str, tmp_path: Path) -> None:
+    """The shipped config.json files were split into config.json + run_config.json: the model, its config and
+    its restorations are those of the single file it shipped with before."""
+    shipped = hub.WEIGHTS_DIR / name
+    model, cfg = load_default(name=name)
+    old_model, old_cfg = load_pretrained(_as_one_config_json(shipped, tmp_path / name), verify_hash=True)
+    assert cfg == old_cfg
+    y = torch.rand(1, 3, 40, 56) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(model.restore(y), old_model.restore(y))
+        assert torch.equal(model.restore(y, steps=2, average=2, seed=3), old_model.restore(y, steps=2, average=2, seed=3))
 
 
 def test_missing_directory_or_weights(tmp_path: Path) -> None:

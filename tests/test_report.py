@@ -54,7 +54,7 @@ def test_offline_runs_hold_the_model_and_the_evaluation_tables(experiment: tuple
     assert model["metadata"] == {"step": 4, "method": "dvsr", "weights_digest": digest}
     sizes = {f["path"]: f["size"] for f in model["files"]}
     assert sizes == {p.name: p.stat().st_size for p in (run / "model").iterdir()}
-    assert set(sizes) == {"config.json", "model.safetensors"}
+    assert set(sizes) == {"config.json", "model.safetensors", "run_config.json"}
     (eval_file,) = wandb_run_files(evaluation)
     (tables,) = [a for a in read_wandb_artifacts(eval_file) if a["type"] == "evaluation"]
     assert tables["metadata"]["models"] == {"tiny": digest}  # the link from the scores to the run's model
