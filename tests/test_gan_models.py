@@ -58,7 +58,7 @@ def test_generators_keep_odd_sizes(generators: dict[str, torch.nn.Module], name:
 
 @pytest.mark.parametrize("name", sorted(OFFICIAL_PARAMS))
 def test_parameter_counts_match_official(name: str) -> None:
-    count = n_params(MODEL_ZOO[name]())
+    count = n_params(MODEL_ZOO[name].build())
     assert abs(count - OFFICIAL_PARAMS[name]) <= 0.02 * OFFICIAL_PARAMS[name]
 
 

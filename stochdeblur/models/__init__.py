@@ -1,12 +1,14 @@
 """Network builders: the predictor/generator choice is an explicit dict (grep-able, no import side effects).
 
 ``PREDICTOR_BUILDERS`` maps ``PredictorConfig.type`` to a builder; families add their entry there.
-``MODEL_ZOO`` lists every named network at its paper width for ``scripts/models.py``.
+``MODEL_ZOO`` lists every named network at its paper width for ``scripts/models.py``, with the inputs of one
+forward pass.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from torch import nn
 
@@ -73,16 +75,26 @@ def build_denoiser(cfg: DenoiserConfig) -> UNet:
                 noise_embed=True, film=cfg.film, noise_embed_scale=cfg.noise_embed_scale)
 
 
-MODEL_ZOO: dict[str, Callable[[], nn.Module]] = {
-    "dvsr_predictor": lambda: build_predictor(PredictorConfig()),
-    "dvsr_denoiser": lambda: build_denoiser(DenoiserConfig()),
-    "kernel_aware_predictor": lambda: build_predictor(PredictorConfig(type="kernel_aware", base_channels=32,
-                                                                      num_res_blocks=2)),
-    "fpn_mobilenet": lambda: FPNGenerator("mobilenet_v2"),
-    "fpn_inception": lambda: FPNGenerator("inception_resnet_v2"),
-    "fpn_mobilenet_dsc": lambda: FPNGenerator("mobilenet_dsc"),
-    "deblurgan_v1": ResnetGenerator,
-    "discriminator_patch": lambda: NLayerDiscriminator(n_layers=3),
-    "discriminator_full": lambda: NLayerDiscriminator(n_layers=5),
+@dataclass(frozen=True)
+class ZooEntry:
+    """A named network: its constructor and what one forward pass takes, ``[1, in_channels, h, w]`` images
+    plus, with ``noise_level``, a noise level ``[1]`` (the residual denoiser f)."""
+
+    build: Callable[[], nn.Module]
+    in_channels: int = 3
+    noise_level: bool = False
+
+
+MODEL_ZOO: dict[str, ZooEntry] = {
+    "dvsr_predictor": ZooEntry(lambda: build_predictor(PredictorConfig())),
+    "dvsr_denoiser": ZooEntry(lambda: build_denoiser(DenoiserConfig()), in_channels=6, noise_level=True),
+    "kernel_aware_predictor": ZooEntry(lambda: build_predictor(PredictorConfig(type="kernel_aware", base_channels=32,
+                                                                               num_res_blocks=2))),
+    "fpn_mobilenet": ZooEntry(lambda: FPNGenerator("mobilenet_v2")),
+    "fpn_inception": ZooEntry(lambda: FPNGenerator("inception_resnet_v2")),
+    "fpn_mobilenet_dsc": ZooEntry(lambda: FPNGenerator("mobilenet_dsc")),
+    "deblurgan_v1": ZooEntry(ResnetGenerator),
+    "discriminator_patch": ZooEntry(lambda: NLayerDiscriminator(n_layers=3)),
+    "discriminator_full": ZooEntry(lambda: NLayerDiscriminator(n_layers=5)),
 }
-"""Every named network at its paper width (name → constructor), for ``scripts/models.py``."""
+"""Every named network at its paper width, for ``scripts/models.py``."""
