@@ -108,8 +108,8 @@ class Deblurrer:
             raise AppError(f"steps must be 0–{MAX_STEPS} and averaging 1–{MAX_AVERAGE}")
         image = self.read(path)
         kernels = self.restorer.estimate_kernels(image)
-        result = self.restorer(image, steps=steps, average=average, seed=int(seed), progress=True,
-                               return_samples=True)
+        result = self.restorer(image, None if one_shot else mode, steps=steps, average=average, seed=int(seed),
+                               progress=True, return_samples=True)  # the mode's sampler settings
         restored = result.image[0]
         out = write_image(self.out_dir / f"{Path(path).stem}_restored.png", restored)
         many = result.samples.shape[0] > 1

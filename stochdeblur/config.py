@@ -23,6 +23,7 @@ GENERATOR_TYPES = ("fpn_mobilenet", "fpn_inception", "fpn_mobilenet_dsc", "resne
 DISCRIMINATOR_TYPES = ("double", "patch", "full")
 METHODS = ("dvsr", "deblurganv2", "deblurgan_v1", "classical")
 SAMPLER_TYPES = ("ddpm", "ddim", "dpmsolver")
+INFERENCE_SCHEDULES = ("linear", "cosine")  # β shapes of the inference schedule (diffusion/schedule.py)
 DATA_KINDS = ("synthetic", "gopro", "hide", "realblur", "pairs")
 KERNEL_GENERATORS = ("boracchi", "gp")
 
@@ -119,15 +120,45 @@ class DiffusionConfig:
         _check_choice("diffusion", "schedule", self.schedule, ("linear", "cosine"))
 
 
+def check_sampling(where: str, sampler: str, eta: float | None, schedule: str, alpha_bar_end: float | None,
+                   *, blank: bool = False) -> None:
+    """Validate the sampler settings of ``where`` (``sample`` or ``sample.modes.NAME``); with ``blank``, "" and
+    None (= the ``sample`` section's value) are allowed too.
+
+    Raises:
+        ConfigError: an unknown sampler or schedule, η outside [0, 1], ᾱ_T outside (0, 1), or an η set on a
+            mode whose own sampler is not DDIM.
+    """
+    if not (blank and sampler == ""):
+        _check_choice(where, "sampler", sampler, SAMPLER_TYPES)
+    if not (blank and schedule == ""):
+        _check_choice(where, "schedule", schedule, INFERENCE_SCHEDULES)
+    if eta is not None and not 0.0 <= eta <= 1.0:
+        raise ConfigError(f"{where}.eta={eta} must be in [0, 1] (DDIM: 0 = deterministic, 1 = ancestral like DDPM)")
+    if eta is not None and blank and sampler not in ("", "ddim"):
+        raise ConfigError(f"{where}.eta={eta} applies to DDIM only, but {where}.sampler={sampler}")
+    if alpha_bar_end is not None and not 0.0 < alpha_bar_end < 1.0:
+        raise ConfigError(f"{where}.alpha_bar_end={alpha_bar_end} must be in (0, 1) (ᾱ_T, the final noise level)")
+
+
 @dataclass
 class ModePreset:
-    """One named inference mode of ``sample.modes``: ``steps`` reverse steps, ``average`` samples averaged."""
+    """One named inference mode of ``sample.modes``: ``steps`` reverse steps, ``average`` samples averaged, and
+    optionally its own sampler settings; "" / None (the defaults) take the ``sample`` section's value.
+
+    :meth:`SampleConfig.presets` returns them resolved (every field set).
+    """
 
     steps: int = 10
     average: int = 1
+    sampler: str = ""  # ddpm, ddim, dpmsolver; "" = sample.sampler
+    eta: float | None = None  # DDIM's η; None = sample.eta
+    schedule: str = ""  # linear, cosine; "" = sample.schedule
+    alpha_bar_end: float | None = None  # ᾱ_T; None = sample.alpha_bar_end
 
 
 BUILTIN_MODES = ("predictor", "average")  # predictor = steps 0; average = sample.steps × sample.average
+DEFAULT_MODES = {"perceptual": ModePreset(steps=500, average=1)}  # added to sample.modes unless it names them
 
 
 @dataclass
@@ -135,13 +166,21 @@ class SampleConfig:
     """Inference defaults and the named modes of ``--mode`` (:meth:`presets`, :func:`resolve_mode`).
 
     ``steps`` × ``average`` is the averaging mode, the default of the CLIs and of validation during training.
+    ``sampler``, ``eta``, ``schedule`` and ``alpha_bar_end`` are the perception–distortion knobs of the reverse
+    process (DvSR §4): the update rule, DDIM's η (0 = deterministic after z_T, 1 = ancestral, the DDPM update),
+    the β shape of the inference schedule and its final noise level ᾱ_T (``diffusion/schedule.py``); a mode
+    preset may set its own. The defaults reproduce the original sampler bit for bit.
     """
 
     steps: int = 10
     average: int = 4
-    # further named modes for --mode / restore(mode=...); "predictor" and "average" are built in (BUILTIN_MODES)
-    modes: dict[str, ModePreset] = field(default_factory=lambda: {"perceptual": ModePreset(steps=500, average=1)})
+    # further named modes for --mode / restore(mode=...); "predictor" and "average" are built in (BUILTIN_MODES),
+    # DEFAULT_MODES (perceptual) are added unless named here (a named mode replaces the default one whole)
+    modes: dict[str, ModePreset] = field(default_factory=dict)
     sampler: str = "ddpm"
+    eta: float = 0.0
+    schedule: str = "linear"
+    alpha_bar_end: float = 1e-3
     seed: int = 0
     tile: int = 512
     tile_overlap: int = 32
@@ -156,9 +195,11 @@ class SampleConfig:
             raise ConfigError(f"sample.kernel_size={self.kernel_size} must be >= 3")
         if self.average_chunk < 0:
             raise ConfigError(f"sample.average_chunk={self.average_chunk} must be >= 0 (0 = auto)")
-        _check_choice("sample", "sampler", self.sampler, SAMPLER_TYPES)
+        check_sampling("sample", self.sampler, self.eta, self.schedule, self.alpha_bar_end)
         if self.steps < 0 or self.average < 1:
             raise ConfigError(f"sample: need steps >= 0 ({self.steps}) and average >= 1 ({self.average})")
+        defaults = {name: dataclasses.replace(preset) for name, preset in DEFAULT_MODES.items() if name not in self.modes}
+        self.modes = {**defaults, **self.modes}
         for name, preset in self.modes.items():
             if name in BUILTIN_MODES:
                 raise ConfigError(f"sample.modes.{name}: '{name}' is built in (predictor = 0 steps, average = "
@@ -166,28 +207,72 @@ class SampleConfig:
             if preset.steps < 0 or preset.average < 1:
                 raise ConfigError(f"sample.modes.{name}: need steps >= 0 ({preset.steps}) and average >= 1 "
                                   f"({preset.average})")
+            check_sampling(f"sample.modes.{name}", preset.sampler, preset.eta, preset.schedule, preset.alpha_bar_end,
+                           blank=True)
+
+    def resolved(self, preset: ModePreset) -> ModePreset:
+        """``preset`` with its blank sampler settings ("" / None) taken from this section."""
+        return fill_preset(preset, ModePreset(self.steps, self.average, self.sampler, self.eta, self.schedule,
+                                              self.alpha_bar_end))
 
     def presets(self) -> dict[str, ModePreset]:
-        """Every named mode: predictor (0 steps), average (``steps`` × ``average``) and ``modes``."""
-        return {"predictor": ModePreset(0, 1), "average": ModePreset(self.steps, self.average), **self.modes}
+        """Every named mode, resolved: predictor (0 steps), average (``steps`` × ``average``) and ``modes``."""
+        named = {"predictor": ModePreset(0, 1), "average": ModePreset(self.steps, self.average), **self.modes}
+        return {name: self.resolved(preset) for name, preset in named.items()}
+
+
+SAMPLING_DEFAULTS = ModePreset(10, 4, "ddpm", 0.0, "linear", 1e-3)  # = SampleConfig()'s averaging mode
+
+
+def fill_preset(preset: ModePreset, base: ModePreset) -> ModePreset:
+    """``preset`` with each blank sampler setting ("" / None) taken from ``base``."""
+    return dataclasses.replace(
+        preset, sampler=preset.sampler or base.sampler, eta=base.eta if preset.eta is None else preset.eta,
+        schedule=preset.schedule or base.schedule,
+        alpha_bar_end=base.alpha_bar_end if preset.alpha_bar_end is None else preset.alpha_bar_end)
+
+
+def resolve_preset(presets: dict[str, ModePreset], mode: str | None = None, steps: int | None = None,
+                   average: int | None = None, *, sampler: str | None = None, eta: float | None = None,
+                   schedule: str | None = None, alpha_bar_end: float | None = None) -> ModePreset:
+    """The complete setting of a request: the preset named ``mode`` with every explicit argument replacing its
+    value; without a mode, ``steps`` (None = 0 = predictor only) × ``average`` (None = one sample). Sampler
+    settings neither given nor set by the preset come from the "average" preset (the ``sample`` section), else
+    :data:`SAMPLING_DEFAULTS`. Zero steps give one sample.
+
+    Raises:
+        ValueError: ``mode`` is not in ``presets`` (the message lists them), steps < 0 / average < 1, or a bad
+            sampler setting (:class:`ConfigError`, naming it; an explicit ``eta`` needs the DDIM sampler).
+    """
+    if mode is not None and mode not in presets:
+        raise ValueError(f"unknown mode {mode!r}; this model has {', '.join(presets)}")
+    base = fill_preset(presets.get("average", SAMPLING_DEFAULTS), SAMPLING_DEFAULTS)
+    preset = fill_preset(presets[mode] if mode is not None else ModePreset(0, 1), base)
+    steps = preset.steps if steps is None else steps
+    average = preset.average if average is None else average
+    if steps < 0 or average < 1:
+        raise ValueError(f"need steps >= 0 and average >= 1, got steps={steps}, average={average}")
+    preset = dataclasses.replace(
+        preset, steps=steps, average=average if steps else 1, sampler=sampler or preset.sampler,
+        eta=preset.eta if eta is None else eta, schedule=schedule or preset.schedule,
+        alpha_bar_end=preset.alpha_bar_end if alpha_bar_end is None else alpha_bar_end)
+    check_sampling("sampling", preset.sampler, preset.eta, preset.schedule, preset.alpha_bar_end)
+    if eta is not None and preset.steps and preset.sampler != "ddim":
+        raise ConfigError(f"eta={eta} applies to the DDIM sampler only, not {preset.sampler}")
+    return preset
 
 
 def resolve_mode(presets: dict[str, ModePreset], mode: str | None = None, steps: int | None = None,
                  average: int | None = None) -> tuple[int, int]:
     """(steps, average) of a request: the preset named ``mode`` with an explicit ``steps``/``average`` replacing
     its value; without a mode, ``steps`` (None = 0 = predictor only) × ``average`` (None = one sample).
+    :func:`resolve_preset` also gives the sampler settings.
 
     Raises:
         ValueError: ``mode`` is not in ``presets`` (the message lists them), or steps < 0 / average < 1.
     """
-    if mode is not None and mode not in presets:
-        raise ValueError(f"unknown mode {mode!r}; this model has {', '.join(presets)}")
-    preset = presets[mode] if mode is not None else ModePreset(0, 1)
-    steps = preset.steps if steps is None else steps
-    average = preset.average if average is None else average
-    if steps < 0 or average < 1:
-        raise ValueError(f"need steps >= 0 and average >= 1, got steps={steps}, average={average}")
-    return steps, average if steps else 1
+    preset = resolve_preset(presets, mode, steps, average)
+    return preset.steps, preset.average
 
 
 @dataclass

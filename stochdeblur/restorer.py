@@ -5,8 +5,8 @@
 
 :class:`Restorer` owns what a restoration needs besides the model: the device, the precision
 (:func:`~stochdeblur.utils.pick_precision`, "auto" by default), the memory layout (NHWC under bf16), autocast,
-the model's mode presets (``sample.modes``) and the tiling, seed and sampler defaults of its ``sample`` config,
-so the same request gives the same pixels wherever it is made.
+the model's mode presets (``sample.modes``, each with its sampler settings) and the tiling, seed and sampler
+defaults of its ``sample`` config, so the same request gives the same pixels wherever it is made.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from stochdeblur.config import ModePreset, RunConfig, resolve_mode
+from stochdeblur.config import ModePreset, RunConfig, resolve_preset
 from stochdeblur.diffusion.sampler import Restoration
 from stochdeblur.hub import load, load_default
 from stochdeblur.utils import autocast, inference_layout, pick_precision
@@ -77,17 +77,27 @@ class Restorer:
         """Whether the model samples (DvSR); one-shot methods ignore modes, steps and averaging."""
         return bool(self.model.samples)
 
-    def settings(self, mode: str | None = None, steps: int | None = None,
-                 average: int | None = None) -> tuple[int, int]:
-        """(steps, average) of a request: the preset ``mode`` with ``steps``/``average`` replacing its values;
-        no mode and no ``steps``: the "average" preset; no mode but ``steps``: ``steps`` × ``average`` (1).
+    def preset(self, mode: str | None = None, steps: int | None = None, average: int | None = None, *,
+               sampler: str | None = None, eta: float | None = None, schedule: str | None = None,
+               alpha_bar_end: float | None = None) -> ModePreset:
+        """The complete setting of a request (:func:`~stochdeblur.config.resolve_preset`): the preset ``mode`` with
+        each explicit argument replacing its value; no mode and no ``steps``: the "average" preset; no mode but
+        ``steps``: ``steps`` × ``average`` (1) with the ``sample`` section's sampler settings.
 
         Raises:
-            ValueError: an unknown mode (the message lists the model's), or steps < 0 / average < 1.
+            ValueError: an unknown mode (the message lists the model's), steps < 0 / average < 1, or a bad sampler
+                setting (an explicit ``eta`` needs the DDIM sampler).
         """
         if mode is None and steps is None:
             mode = "average"
-        return resolve_mode(self.presets, mode, steps, average)
+        return resolve_preset(self.presets, mode, steps, average, sampler=sampler, eta=eta, schedule=schedule,
+                              alpha_bar_end=alpha_bar_end)
+
+    def settings(self, mode: str | None = None, steps: int | None = None,
+                 average: int | None = None) -> tuple[int, int]:
+        """(steps, average) of a request, as :meth:`preset` resolves it."""
+        preset = self.preset(mode, steps, average)
+        return preset.steps, preset.average
 
     def _batch(self, y: Tensor) -> Tensor:
         batch = y.unsqueeze(0) if y.ndim == 3 else y
@@ -95,25 +105,29 @@ class Restorer:
 
     @torch.no_grad()
     def __call__(self, y: Tensor, mode: str | None = None, *, steps: int | None = None, average: int | None = None,
-                 seed: int | None = None, sampler: str | None = None, tile: int | None = None,
+                 seed: int | None = None, sampler: str | None = None, eta: float | None = None,
+                 schedule: str | None = None, alpha_bar_end: float | None = None, tile: int | None = None,
                  return_samples: bool = False, progress: bool = False) -> Tensor | Restoration:
-        """Deblur ``y`` in ``mode`` (see :meth:`settings`); ``seed``/``sampler``/``tile`` default to the config's
-        ``sample`` values (``tile=0``: never tile). ``return_samples=True`` returns the
-        :class:`~stochdeblur.diffusion.sampler.Restoration` (image, K samples, σ map).
+        """Deblur ``y`` in ``mode`` (see :meth:`preset`: the mode's steps, samples and sampler settings, each
+        replaced by an explicit argument); ``seed``/``tile`` default to the config's ``sample`` values (``tile=0``:
+        never tile). ``return_samples=True`` returns the :class:`~stochdeblur.diffusion.sampler.Restoration`
+        (image, K samples, σ map).
 
         Shape: y [B,3,H,W] (or [3,H,W], a batch of one) in [-1,1] → [B,3,H,W] in [-1,1], float32, on the device.
 
         Raises:
-            ValueError: an unknown mode or bad steps/average.
+            ValueError: an unknown mode, bad steps/average or a bad sampler setting.
         """
-        steps, average = self.settings(mode, steps, average)
+        run = self.preset(mode, steps, average, sampler=sampler, eta=eta, schedule=schedule,
+                          alpha_bar_end=alpha_bar_end)
         sample = self.cfg.sample
         tile = sample.tile if tile is None else tile
         batch = self._batch(y)
         with autocast(self.device, self.precision):
-            result = self.model.restore(batch, steps=steps, average=average,
-                                        seed=sample.seed if seed is None else seed,
-                                        sampler=sampler or sample.sampler, tile=tile or None, progress=progress,
+            result = self.model.restore(batch, steps=run.steps, average=run.average,
+                                        seed=sample.seed if seed is None else seed, sampler=run.sampler,
+                                        eta=run.eta if run.sampler == "ddim" else None, schedule=run.schedule,
+                                        alpha_bar_end=run.alpha_bar_end, tile=tile or None, progress=progress,
                                         return_samples=return_samples)
         if isinstance(result, Restoration):
             return Restoration(result.image.float(), result.samples.float(), result.sigma.float())

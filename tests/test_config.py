@@ -47,8 +47,12 @@ def test_mode_presets_and_their_resolution(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text("sample:\n  steps: 20\n  average: 2\n  modes:\n    fast: {steps: 3}\n")
     presets = load_config(path).sample.presets()
-    assert presets == {"predictor": ModePreset(0, 1), "average": ModePreset(20, 2),
-                       "perceptual": ModePreset(500, 1), "fast": ModePreset(3, 1)}
+
+    def full(steps: int, average: int) -> ModePreset:  # resolved: the sample section's sampler settings
+        return ModePreset(steps, average, "ddpm", 0.0, "linear", 1e-3)
+
+    assert presets == {"predictor": full(0, 1), "average": full(20, 2), "perceptual": full(500, 1),
+                       "fast": full(3, 1)}
     assert resolve_mode(presets, "average") == (20, 2)
     assert resolve_mode(presets, "perceptual", average=4) == (500, 4)
     assert resolve_mode(presets, "average", steps=5) == (5, 2)

@@ -5,6 +5,10 @@
 Modes (presets of the model's ``sample`` config): ``predictor`` (0 steps), ``average`` (``sample.steps`` ×
 ``sample.average``, 10 × 4: the default), ``perceptual`` (``sample.modes.perceptual``, 500 × 1). ``--steps`` and
 ``--average`` replace the mode's values; ``--steps N`` without ``--mode`` or ``--average`` draws one sample.
+The perception–distortion knobs of the reverse process replace the mode's (or the ``sample`` section's) too:
+``--sampler ddpm|ddim|dpmsolver``, ``--eta`` (DDIM's η: 0 deterministic, 1 ancestral), ``--schedule
+linear|cosine`` (β shape of the inference schedule) and ``--alpha-bar-end`` (ᾱ_T, its final noise level), e.g.
+``--mode perceptual --steps 20 --sampler ddim --eta 1 --schedule cosine``.
 
 Writes ``<output>/<stem>.png`` per input, and with ``--compare`` ``<stem>_compare.png`` (blurry | restored),
 ``--save-samples`` ``<stem>_sample<k>.png`` (sample k, seed + k), ``--uncertainty`` ``<stem>_sigma.png`` and
@@ -26,6 +30,7 @@ from PIL import Image
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from stochdeblur.config import INFERENCE_SCHEDULES, SAMPLER_TYPES, ModePreset
 from stochdeblur.diffusion.sampler import Restoration
 from stochdeblur.io import ImageReadError, list_images, read_image, write_image
 from stochdeblur.restorer import Restorer
@@ -51,7 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--average-chunk", type=int, help="most samples per denoiser call (0 = auto: all on a GPU, "
                         "<= 256² pixels per call on a CPU, where big batches are slower)")
     parser.add_argument("--seed", type=int, help="sample k of each image uses seed + k (default: config)")
-    parser.add_argument("--sampler", choices=("ddpm", "ddim", "dpmsolver"), help="reverse-step rule")
+    parser.add_argument("--sampler", choices=SAMPLER_TYPES, help="reverse-step rule (default: the mode's, else "
+                        "sample.sampler)")
+    parser.add_argument("--eta", type=float, help="DDIM's η in [0, 1]: 0 = deterministic after the initial noise, "
+                        "1 = ancestral (the DDPM update); needs --sampler ddim or a DDIM mode")
+    parser.add_argument("--schedule", choices=INFERENCE_SCHEDULES, help="β shape of the inference noise schedule "
+                        "(default: the mode's, else sample.schedule)")
+    parser.add_argument("--alpha-bar-end", type=float, help="ᾱ_T in (0, 1), the noise level the reverse process "
+                        "starts from (default: the mode's, else sample.alpha_bar_end = 1e-3)")
     parser.add_argument("--tile", type=int, help="tile side for images larger than this (0 = never tile)")
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto (cuda when available)")
     parser.add_argument("--predictor-only", action="store_true", help="skip the diffusion refinement "
@@ -117,9 +129,9 @@ def write_kernel(folder: Path, stem: str, kernel: Tensor) -> None:
     _save_png(folder / f"{stem}_kernel.png", codes)
 
 
-def _settings(args: argparse.Namespace, restorer: Restorer) -> tuple[str | None, int, int]:
-    """(mode, steps, average) of the command line: ``--predictor-only`` = ``--mode predictor``; no mode and no
-    ``--steps`` = the averaging mode; explicit ``--steps``/``--average`` replace the mode's values."""
+def _settings(args: argparse.Namespace, restorer: Restorer) -> tuple[str | None, ModePreset]:
+    """(mode, complete setting) of the command line: ``--predictor-only`` = ``--mode predictor``; no mode and no
+    ``--steps`` = the averaging mode; explicit ``--steps``/``--average`` and sampler flags replace the mode's."""
     mode = args.mode
     if args.predictor_only:
         if mode not in (None, "predictor"):
@@ -127,11 +139,21 @@ def _settings(args: argparse.Namespace, restorer: Restorer) -> tuple[str | None,
         mode = "predictor"
     if mode is None and args.steps is None:
         mode = "average"
-    return (mode, *restorer.settings(mode, args.steps, args.average))
+    return mode, restorer.preset(mode, args.steps, args.average, sampler=args.sampler, eta=args.eta,
+                                 schedule=args.schedule, alpha_bar_end=args.alpha_bar_end)
 
 
-def _describe(mode: str | None, steps: int, average: int) -> str:
-    setting = "predictor only" if not steps else f"{steps} steps × {average} sample{'s' * (average > 1)}"
+def describe_sampling(run: ModePreset) -> str:
+    """``"20 steps × 1 sample (ddim η=1, cosine β, ᾱ_T=0.001)"``, or ``"predictor only"``."""
+    if not run.steps:
+        return "predictor only"
+    rule = f"ddim η={run.eta:g}" if run.sampler == "ddim" else run.sampler
+    return (f"{run.steps} steps × {run.average} sample{'s' * (run.average > 1)} "
+            f"({rule}, {run.schedule} β, ᾱ_T={run.alpha_bar_end:g})")
+
+
+def _describe(mode: str | None, run: ModePreset) -> str:
+    setting = describe_sampling(run)
     return f"mode {mode}: {setting}" if mode else setting
 
 
@@ -142,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         device = _device(args.device)
         files = _inputs(args.input)
         restorer = Restorer.from_pretrained(args.checkpoint, device, args.precision)
-        mode, steps, average = _settings(args, restorer)
+        mode, run = _settings(args, restorer)
     except ValueError as exc:  # CheckpointError, ImageReadError, bad --device or mode
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -154,14 +176,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --output {args.output} is the input folder; restored PNGs would overwrite inputs",
               file=sys.stderr)
         return 2
+    steps, average = run.steps, run.average
     diffusion_flags = [flag for flag, value in (("--mode", args.mode), ("--steps", args.steps),
-                                                 ("--average", args.average), ("--sampler", args.sampler))
+                                                 ("--average", args.average), ("--sampler", args.sampler),
+                                                 ("--eta", args.eta), ("--schedule", args.schedule),
+                                                 ("--alpha-bar-end", args.alpha_bar_end))
                        if value is not None]
     if not model.samples and diffusion_flags:
         print(f"note: {cfg.name} ({cfg.method}) deblurs in one shot; {', '.join(diffusion_flags)} ignored",
               file=sys.stderr)
     elif model.samples:
-        print(_describe(mode, steps, average))
+        print(_describe(mode, run))
     if args.uncertainty and (not model.samples or not steps or average < 2):
         print("note: one sample per image, so the σ map is zero; average K >= 2 samples for a spread "
               "(e.g. --mode perceptual --average 4)", file=sys.stderr)
@@ -172,7 +197,10 @@ def main(argv: list[str] | None = None) -> int:
         "steps": steps,
         "average": average,
         "seed": args.seed,
-        "sampler": args.sampler,
+        "sampler": run.sampler,
+        "eta": run.eta if run.sampler == "ddim" else None,
+        "schedule": run.schedule,
+        "alpha_bar_end": run.alpha_bar_end,
         "tile": args.tile,
         "return_samples": keep_samples,
     }

@@ -1,14 +1,16 @@
 """Predict-and-refine sampling: reverse diffusion over the residual z = x − x_init (DvSR, DESIGN.md §3).
 
 One loop serves the three samplers; the per-step update comes from diffusers, built on the inference
-schedule of :func:`~stochdeblur.diffusion.schedule.inference_betas` (``trained_betas``, ``clip_sample=False``,
-``timestep_spacing="trailing"`` so the T inference steps are exactly t = T−1 … 0):
+schedule of :func:`~stochdeblur.diffusion.schedule.inference_schedule` (``trained_betas``: linear β by default or
+the cosine shape, ending at ᾱ_T = ``alpha_bar_end``; ``clip_sample=False``, ``timestep_spacing="trailing"`` so the
+T inference steps are exactly t = T−1 … 0):
 
 * ``"ddpm"``: :class:`diffusers.DDPMScheduler` (``variance_type="fixed_small"``). Its update is exactly the
   ancestral step of DVSR.md §3: z_{t−1} = c1·ẑ0 + c2·z_t + σ_t·ξ with c1 = β_t√ᾱ_{t−1}/(1−ᾱ_t),
   c2 = (1−ᾱ_{t−1})√α_t/(1−ᾱ_t), σ_t² = β_t(1−ᾱ_{t−1})/(1−ᾱ_t), and no noise on the last step; a list of
   per-row generators draws each sample's noise from its own stream.
-* ``"ddim"``: :class:`diffusers.DDIMScheduler` (η = 0, deterministic after z_T).
+* ``"ddim"``: :class:`diffusers.DDIMScheduler` with its η (``eta``): 0 (the default) is deterministic after z_T,
+  1 has σ_t² = β_t(1−ᾱ_{t−1})/(1−ᾱ_t), the DDPM update above; the noise comes from the per-sample generators.
 * ``"dpmsolver"``: :class:`diffusers.DPMSolverMultistepScheduler` (DPM-Solver++ 2M, deterministic after z_T).
 
 What stays hand-written, and why: (a) the denoiser sees the continuous √ᾱ of the scheduler's timestep, never t;
@@ -26,13 +28,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from stochdeblur.diffusion.schedule import inference_betas
+from stochdeblur.diffusion.schedule import inference_schedule
 
 EpsFn = Callable[[Tensor, Tensor, Tensor], Tensor]
 """``eps_fn(z_t [N,3,H,W], noise_level √ᾱ_t [N], cond [N,C,H,W]) -> ε̂ [N,3,H,W]``."""
@@ -40,9 +43,11 @@ EpsFn = Callable[[Tensor, Tensor, Tensor], Tensor]
 SAMPLERS = ("ddpm", "ddim", "dpmsolver")
 
 
-def make_scheduler(sampler: str, steps: int) -> DDPMScheduler | DDIMScheduler | DPMSolverMultistepScheduler:
-    """A diffusers scheduler running exactly ``steps`` reverse steps over :func:`inference_betas` (steps)."""
-    betas = inference_betas(steps).tolist()
+def make_scheduler(sampler: str, steps: int, *, schedule: str = "linear",
+                   alpha_bar_end: float = 1e-3) -> DDPMScheduler | DDIMScheduler | DPMSolverMultistepScheduler:
+    """A diffusers scheduler running exactly ``steps`` reverse steps over
+    :func:`~stochdeblur.diffusion.schedule.inference_schedule` (steps, schedule, alpha_bar_end)."""
+    betas = inference_schedule(steps, schedule, alpha_bar_end).tolist()
     common = {"num_train_timesteps": steps, "trained_betas": betas, "prediction_type": "sample",
               "timestep_spacing": "trailing"}
     if sampler == "ddpm":
@@ -71,7 +76,8 @@ def _randn(like: Tensor, generators: list[torch.Generator]) -> Tensor:
 
 
 def sample_residual(eps_fn: EpsFn, cond: Tensor, x_init: Tensor, steps: int, *, average: int = 1, seed: int = 0,
-                    sampler: str = "ddpm", progress: bool = False) -> Tensor:
+                    sampler: str = "ddpm", eta: float = 0.0, schedule: str = "linear", alpha_bar_end: float = 1e-3,
+                    progress: bool = False) -> Tensor:
     """Draw ``average`` residual samples z_0 per image by reverse diffusion, all K·B in one batch.
 
     Args:
@@ -82,6 +88,9 @@ def sample_residual(eps_fn: EpsFn, cond: Tensor, x_init: Tensor, steps: int, *, 
         average: samples per image K, computed as one batch of K·B rows.
         seed: sample k of every image uses a generator seeded ``seed + k``.
         sampler: "ddpm" (ancestral), "ddim" or "dpmsolver".
+        eta: DDIM's η in [0, 1] (0: deterministic after z_T; 1: the ancestral update); only ``"ddim"`` uses it.
+        schedule: β shape of the inference schedule, "linear" or "cosine".
+        alpha_bar_end: ᾱ_T, the noise level of the first reverse step, in (0, 1).
         progress: show a progress bar over the steps.
 
     Shape:
@@ -89,7 +98,10 @@ def sample_residual(eps_fn: EpsFn, cond: Tensor, x_init: Tensor, steps: int, *, 
     """
     if steps < 1 or average < 1:
         raise ValueError(f"steps and average must be >= 1, got steps={steps}, average={average}")
-    scheduler = make_scheduler(sampler, steps)
+    if not 0.0 <= eta <= 1.0:
+        raise ValueError(f"eta must be in [0, 1], got {eta}")
+    scheduler = make_scheduler(sampler, steps, schedule=schedule, alpha_bar_end=alpha_bar_end)
+    options = {"eta": eta} if sampler == "ddim" else {}
     batch = x_init.shape[0]
     gen_device = x_init.device if x_init.device.type == "cuda" else torch.device("cpu")
     generators = sample_generators(batch, average, seed, gen_device)
@@ -109,7 +121,7 @@ def sample_residual(eps_fn: EpsFn, cond: Tensor, x_init: Tensor, steps: int, *, 
         # 4. clamp the image x_init + ẑ0 to [−1, 1], never the residual alone
         z0 = (init_k + z0).clamp(-1.0, 1.0) - init_k
         # 5. z_{t−1} = c1·ẑ0 + c2·z_t + σ_t·ξ (DDPM eq. 6–7; DDIM / DPM-Solver++ updates for the others)
-        z = scheduler.step(z0, t, z, generator=generators).prev_sample
+        z = scheduler.step(z0, t, z, generator=generators, **options).prev_sample
     return z.view(average, batch, *z.shape[1:])
 
 
@@ -124,13 +136,13 @@ def auto_chunk(average: int, batch: int, height: int, width: int, device: torch.
 
 
 def _image_chunks(eps_fn: EpsFn, cond: Tensor, x_init: Tensor, steps: int, *, average: int, seed: int,
-                  sampler: str, progress: bool, chunk: int) -> Iterator[Tensor]:
+                  progress: bool, chunk: int, **options: Any) -> Iterator[Tensor]:
     """The K sampled images clamp(x_init + z_0^k, −1, 1) in chunks of [≤ chunk, B, 3, H, W] (0: auto)."""
     chunk = chunk or auto_chunk(average, x_init.shape[0], *x_init.shape[-2:], x_init.device)
     for first in range(0, average, chunk):
         count = min(chunk, average - first)
         residuals = sample_residual(eps_fn, cond, x_init, steps, average=count, seed=seed + first,
-                                    sampler=sampler, progress=progress)
+                                    progress=progress, **options)
         yield (x_init.float().unsqueeze(0) + residuals).clamp(-1.0, 1.0)
 
 
@@ -142,8 +154,10 @@ def _mean(chunks: Iterable[Tensor], like: Tensor, average: int) -> Tensor:
 
 
 def sample(eps_fn: EpsFn, cond: Tensor, x_init: Tensor, steps: int, *, average: int = 1, seed: int = 0,
-           sampler: str = "ddpm", progress: bool = False, chunk: int = 0) -> Tensor:
-    """Restored images: the mean over K samples of clamp(x_init + z_0^k, −1, 1).
+           sampler: str = "ddpm", eta: float = 0.0, schedule: str = "linear", alpha_bar_end: float = 1e-3,
+           progress: bool = False, chunk: int = 0) -> Tensor:
+    """Restored images: the mean over K samples of clamp(x_init + z_0^k, −1, 1); ``sampler``, ``eta``,
+    ``schedule`` and ``alpha_bar_end`` as in :func:`sample_residual`.
 
     Averaging the clamped images (not the residuals) makes ``average=K`` equal the mean of K single-sample
     calls with seeds ``seed … seed+K−1``. The K samples run in batches of ``chunk`` rows per image (0: see
@@ -152,8 +166,9 @@ def sample(eps_fn: EpsFn, cond: Tensor, x_init: Tensor, steps: int, *, average: 
     Shape:
         cond [B, C, H, W], x_init [B, 3, H, W] → [B, 3, H, W] in [−1, 1].
     """
-    return _mean(_image_chunks(eps_fn, cond, x_init, steps, average=average, seed=seed, sampler=sampler,
-                               progress=progress, chunk=chunk), x_init, average)
+    return _mean(_image_chunks(eps_fn, cond, x_init, steps, average=average, seed=seed, progress=progress,
+                               chunk=chunk, sampler=sampler, eta=eta, schedule=schedule, alpha_bar_end=alpha_bar_end),
+                 x_init, average)
 
 
 @dataclass
@@ -179,12 +194,13 @@ class Restoration:
 
 
 def sample_all(eps_fn: EpsFn, cond: Tensor, x_init: Tensor, steps: int, *, average: int = 1, seed: int = 0,
-               sampler: str = "ddpm", progress: bool = False, chunk: int = 0) -> Restoration:
+               sampler: str = "ddpm", eta: float = 0.0, schedule: str = "linear", alpha_bar_end: float = 1e-3,
+               progress: bool = False, chunk: int = 0) -> Restoration:
     """:func:`sample` keeping the K samples and their per-pixel spread (same draws, same mean bit for bit).
 
     Shape:
         cond [B, C, H, W], x_init [B, 3, H, W] → image [B,3,H,W], samples [K,B,3,H,W], sigma [B,H,W].
     """
-    chunks = list(_image_chunks(eps_fn, cond, x_init, steps, average=average, seed=seed, sampler=sampler,
-                                progress=progress, chunk=chunk))
+    chunks = list(_image_chunks(eps_fn, cond, x_init, steps, average=average, seed=seed, progress=progress,
+                                chunk=chunk, sampler=sampler, eta=eta, schedule=schedule, alpha_bar_end=alpha_bar_end))
     return Restoration.from_samples(torch.cat(chunks), _mean(chunks, x_init, average))

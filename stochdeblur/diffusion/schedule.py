@@ -4,7 +4,9 @@ Convention: a table ``alpha_bars`` of length T holds ᾱ_1 … ᾱ_T (index t−
 float64 so products over thousands of steps stay exact; the values fed to networks are float32.
 
 The denoiser is conditioned on the continuous √ᾱ (WaveGrad/SR3), never on t, so the inference schedule
-(:func:`inference_betas`) is chosen per number of steps independently of the training schedule.
+(:func:`inference_schedule`) is chosen per number of steps independently of the training schedule: its β shape
+(``"linear"``: :func:`inference_betas`, ``"cosine"``: :func:`cosine_inference_betas`) and its final noise level
+ᾱ_T (``alpha_bar_end``), the perception–distortion knobs of ``sample.schedule`` / ``sample.alpha_bar_end``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import math
 import torch
 from torch import Tensor
 
-from stochdeblur.config import DiffusionConfig
+from stochdeblur.config import INFERENCE_SCHEDULES, DiffusionConfig
+
+COSINE_OFFSET = 0.008  # Nichol & Dhariwal's s: keeps β_1 from vanishing
 
 
 def linear_alpha_bars(timesteps: int, beta_start: float = 1e-6, beta_end: float = 1e-2) -> Tensor:
@@ -30,7 +34,7 @@ def linear_alpha_bars(timesteps: int, beta_start: float = 1e-6, beta_end: float 
     return torch.cumprod(1.0 - betas, dim=0)
 
 
-def cosine_alpha_bars(timesteps: int, s: float = 0.008, max_beta: float = 0.999) -> Tensor:
+def cosine_alpha_bars(timesteps: int, s: float = COSINE_OFFSET, max_beta: float = 0.999) -> Tensor:
     """Nichol & Dhariwal's cosine schedule ᾱ(t) = cos²((t/T + s)/(1 + s)·π/2), β clipped to ``max_beta``.
 
     Shape: [timesteps], float64.
@@ -94,3 +98,41 @@ def inference_betas(steps: int, alpha_bar_end: float = 1e-3, start_ratio: float 
         else:
             high = mid
     return low * shape
+
+
+def _check_end(alpha_bar_end: float) -> None:
+    if not 0.0 < alpha_bar_end < 1.0:
+        raise ValueError(f"alpha_bar_end must be in (0, 1), got {alpha_bar_end}")
+
+
+def cosine_inference_betas(steps: int, alpha_bar_end: float = 1e-3, s: float = COSINE_OFFSET) -> Tensor:
+    """β grid for a T-step sampler on Nichol & Dhariwal's cosine curve, cut where ᾱ reaches ``alpha_bar_end``.
+
+    ᾱ_t = f(u_T·t/T) / f(0) with f(u) = cos²((u + s)/(1 + s)·π/2), and u_T solved in closed form so that
+    ᾱ_T = ``alpha_bar_end`` exactly (the full curve would end at ᾱ = 0, i.e. β_T = 1). Compared with the linear
+    shape at the same T and ᾱ_T, it spends more steps at low noise, where the detail is drawn.
+
+    Shape: [steps], float64, every β in (0, 1).
+    """
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    _check_end(alpha_bar_end)
+    start = s / (1 + s) * math.pi / 2  # the angle of u = 0
+    u_end = math.acos(math.sqrt(alpha_bar_end) * math.cos(start)) * 2 / math.pi * (1 + s) - s
+    u = torch.arange(steps + 1, dtype=torch.float64) / steps * u_end
+    alpha_bars = torch.cos((u + s) / (1 + s) * math.pi / 2) ** 2 / math.cos(start) ** 2
+    alpha_bars[-1] = alpha_bar_end  # exact, not up to the rounding of acos/cos
+    return 1.0 - alpha_bars[1:] / alpha_bars[:-1]
+
+
+def inference_schedule(steps: int, schedule: str = "linear", alpha_bar_end: float = 1e-3) -> Tensor:
+    """The β grid of a ``steps``-step sampler: ``schedule`` "linear" (:func:`inference_betas`, the default) or
+    "cosine" (:func:`cosine_inference_betas`), ending at ᾱ_T = ``alpha_bar_end``.
+
+    Shape: [steps], float64.
+    """
+    if schedule == "linear":
+        return inference_betas(steps, alpha_bar_end)
+    if schedule == "cosine":
+        return cosine_inference_betas(steps, alpha_bar_end)
+    raise ValueError(f"schedule={schedule!r} is not one of {', '.join(INFERENCE_SCHEDULES)}")

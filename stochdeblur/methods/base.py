@@ -97,7 +97,8 @@ class Method(nn.Module, ABC):
 
     @abstractmethod
     def restore(self, blur: Tensor, *, mode: str | None = None, steps: int | None = None, average: int | None = None,
-                seed: int = 0, sampler: str = "ddpm", tile: int | None = None, progress: bool = False,
+                seed: int = 0, sampler: str | None = None, eta: float | None = None, schedule: str | None = None,
+                alpha_bar_end: float | None = None, tile: int | None = None, progress: bool = False,
                 return_samples: bool = False) -> Tensor | Restoration:
         """Deblur y [B,3,H,W] → [B,3,H,W] in [-1, 1]; with ``return_samples`` a :class:`Restoration` (the image,
         its K samples and their σ map). ``mode`` names a preset of :attr:`modes`; one-shot methods

@@ -75,7 +75,8 @@ class ClassicalDeblurrer(Method):
 
     @torch.no_grad()
     def restore(self, blur: Tensor, *, mode: str | None = None, steps: int | None = None, average: int | None = None,
-                seed: int = 0, sampler: str = "ddpm", tile: int | None = None, progress: bool = False,
+                seed: int = 0, sampler: str | None = None, eta: float | None = None, schedule: str | None = None,
+                alpha_bar_end: float | None = None, tile: int | None = None, progress: bool = False,
                 return_samples: bool = False) -> Tensor | Restoration:
         """Deblur [B,3,H,W] in [−1, 1] → [B,3,H,W] in [−1, 1]; mode and the diffusion options are ignored (one
         shot); ``return_samples=True`` wraps the output as its single sample (σ = 0)."""

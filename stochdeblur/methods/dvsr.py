@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from stochdeblur.config import ModePreset, RunConfig, SampleConfig, resolve_mode
+from stochdeblur.config import ModePreset, RunConfig, SampleConfig, resolve_preset
 from stochdeblur.data import WithExtras
 from stochdeblur.diffusion.sampler import EpsFn, Restoration, sample, sample_all
 from stochdeblur.diffusion.schedule import alpha_bar_table, sample_noise_level
@@ -191,25 +191,30 @@ class DvSR(Method):
 
     @torch.no_grad()
     def restore(self, blur: Tensor, *, mode: str | None = None, steps: int | None = None, average: int | None = None,
-                seed: int = 0, sampler: str = "ddpm", tile: int | None = None, progress: bool = False,
+                seed: int = 0, sampler: str | None = None, eta: float | None = None, schedule: str | None = None,
+                alpha_bar_end: float | None = None, tile: int | None = None, progress: bool = False,
                 return_samples: bool = False) -> Tensor | Restoration:
         """Deblur a batch: g only when ``steps`` is None/0, else g + ``steps`` reverse steps, ``average`` samples.
 
-        ``mode`` names a preset of :attr:`modes` ("predictor", "average", "perceptual", ...) whose steps/average
-        an explicit ``steps``/``average`` replaces (:func:`~stochdeblur.config.resolve_mode`); without a mode,
-        ``average`` defaults to one sample. ``return_samples=True`` returns a
+        ``mode`` names a preset of :attr:`modes` ("predictor", "average", "perceptual", ...) whose settings an
+        explicit ``steps``/``average``/``sampler``/``eta``/``schedule``/``alpha_bar_end`` replaces
+        (:func:`~stochdeblur.config.resolve_preset`); without a mode, ``average`` defaults to one sample and the
+        sampler settings to the "average" preset's (the config's ``sample`` section: DDPM, linear β, ᾱ_T = 1e-3).
+        ``eta`` is DDIM's η (an explicit one needs the DDIM sampler). ``return_samples=True`` returns a
         :class:`~stochdeblur.diffusion.sampler.Restoration` (the same image, the K samples, their σ map).
 
         Shape: [B,3,H,W] in [-1,1], any H×W → [B,3,H,W] in [-1,1] (float32).
         """
-        steps, average = resolve_mode(self.modes, mode, steps, average)
+        run = resolve_preset(self.modes, mode, steps, average, sampler=sampler, eta=eta, schedule=schedule,
+                             alpha_bar_end=alpha_bar_end)
         x_init = self.predict_init(blur, tile)
-        if not steps:
+        if not run.steps:
             image = x_init.clamp(-1.0, 1.0)
             return Restoration.from_samples(image.unsqueeze(0), image) if return_samples else image
         cond = self.condition(blur, x_init.to(blur.dtype))
         draw = sample_all if return_samples else sample
-        return draw(self.eps_fn(blur, tile), cond, x_init, steps, average=average, seed=seed, sampler=sampler,
+        return draw(self.eps_fn(blur, tile), cond, x_init, run.steps, average=run.average, seed=seed,
+                    sampler=run.sampler, eta=run.eta, schedule=run.schedule, alpha_bar_end=run.alpha_bar_end,
                     progress=progress, chunk=self.average_chunk)
 
     @torch.no_grad()

@@ -242,7 +242,8 @@ class DeblurGAN(Method):
 
     @torch.no_grad()
     def restore(self, blur: Tensor, *, mode: str | None = None, steps: int | None = None, average: int | None = None,
-                seed: int = 0, sampler: str = "ddpm", tile: int | None = None, progress: bool = False,
+                seed: int = 0, sampler: str | None = None, eta: float | None = None, schedule: str | None = None,
+                alpha_bar_end: float | None = None, tile: int | None = None, progress: bool = False,
                 return_samples: bool = False) -> Tensor | Restoration:
         """One-shot deblurring by the generator (mode and the diffusion arguments are ignored); tiled if ``tile``
         is set. ``return_samples=True`` wraps the output as its single sample (σ = 0).
