@@ -9,6 +9,12 @@ are mapped to [0, 1] and compared with ``data_range=1``):
   (``gaussian_weights=True, use_sample_covariance=False``) crops a 5-pixel border instead. With
   ``crop_border=True`` :func:`ssim` follows scikit-image exactly; the pinned default is torchmetrics'.
 - **LPIPS** — the ``lpips`` package, AlexNet, v0.1, mean over non-overlapping 256² patches of an image.
+- **ST-LPIPS (shift-tolerant, AlexNet)** — optional (``MetricSuite(extra=("stlpips",))``): Ghildyal & Liu's
+  shift-tolerant LPIPS (ECCV 2022), the anti-aliased AlexNet trunk + linear heads shipped, trunk included, in the
+  ``stlpips-pytorch`` package (``stlpips_pytorch/weights/vST0.0/alex_shift_tolerant.pth``). The network is built
+  here (:class:`ShiftTolerantLPIPS`; the package's own modules import IPython and torchsummary) and its state dict
+  read with ``torch.load(weights_only=True)``; same patches as LPIPS. Works offline; "unavailable" without the
+  package (``pip install stochdeblur[metrics]``). Not LPIPS: its values are not comparable with LPIPS'.
 - **FID / KID** — torchmetrics on Inception-v3 (torch-fidelity) features of non-overlapping 256² patches,
   over a whole dataset (:meth:`MetricSuite.finalize`).
 - **Weight-free proxies** that always work offline: HaarPSI, MDSI and GMSD (``piq``), and two hand-made
@@ -28,11 +34,13 @@ import logging
 import math
 import os
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
@@ -45,13 +53,21 @@ INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 ALEXNET_ENV = "STOCHDEBLUR_ALEXNET_WEIGHTS"
 INCEPTION_ENV = "STOCHDEBLUR_INCEPTION_WEIGHTS"
 
+STLPIPS_ENV = "STOCHDEBLUR_STLPIPS_WEIGHTS"
+STLPIPS_PACKAGE_FILE = ("weights", "vST0.0", "alex_shift_tolerant.pth")  # inside the stlpips_pytorch package
+STLPIPS_LABEL = "ST-LPIPS (shift-tolerant, AlexNet)"
+
 IMAGE_METRICS = ("psnr", "ssim", "lpips", "haarpsi", "mdsi", "gmsd", "grad_ratio", "hf_ratio")
+OPTIONAL_METRICS = ("stlpips",)  # per-image metrics computed only when asked for: MetricSuite(extra=...)
 DATASET_METRICS = ("fid", "kid")
 # True: lower is better; False: higher is better; None: 1 is ideal (sharpness ratios).
 LOWER_IS_BETTER: dict[str, bool | None] = {
     "psnr": False, "ssim": False, "lpips": True, "haarpsi": False, "mdsi": True, "gmsd": True,
-    "grad_ratio": None, "hf_ratio": None, "fid": True, "kid": True,
+    "grad_ratio": None, "hf_ratio": None, "fid": True, "kid": True, "stlpips": True,
 }
+METRIC_LABELS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "lpips": "LPIPS (AlexNet)", "haarpsi": "HaarPSI",
+                 "mdsi": "MDSI", "gmsd": "GMSD", "grad_ratio": "gradient-energy ratio",
+                 "hf_ratio": "high-frequency energy ratio", "fid": "FID", "kid": "KID", "stlpips": STLPIPS_LABEL}
 _LUMA = (0.299, 0.587, 0.114)
 _SAID: set[str] = set()
 
@@ -227,6 +243,113 @@ def load_lpips(weights: str | Path | None = None, device: torch.device | str = "
     return model.eval().requires_grad_(False).to(device)
 
 
+class _BlurPool(nn.Module):
+    """Zhang's anti-aliased downsampling as ST-LPIPS uses it: reflect-pad 2, [1,2,1]ᵀ[1,2,1]/16 per channel, stride 2."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        taps = torch.tensor([1.0, 2.0, 1.0])
+        self.pad = nn.ReflectionPad2d(2)
+        self.register_buffer("filt", (torch.outer(taps, taps) / 16).expand(channels, 1, 3, 3).clone())
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.conv2d(self.pad(x), self.filt, stride=2, groups=x.shape[1])
+
+
+def _layers(*modules: tuple[int, nn.Module]) -> nn.Sequential:
+    return nn.Sequential(OrderedDict((str(index), module) for index, module in modules))
+
+
+class _ShiftTolerantAlexNet(nn.Module):
+    """The 'shift_tolerant' AlexNet trunk of stlpips_pytorch (conv1 at stride 1, blur-pooling after every
+    stride), in five slices whose outputs are compared; module indices match the shipped state dict."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.slice1 = _layers((0, nn.Conv2d(3, 64, 11, stride=1, padding=2)), (1, _BlurPool(64)), (2, nn.ReLU()))
+        self.slice2 = _layers((3, nn.MaxPool2d(3, stride=1)), (4, _BlurPool(64)), (5, nn.Conv2d(64, 192, 5, padding=2)),
+                              (6, nn.ReLU()))
+        self.slice3 = _layers((7, nn.MaxPool2d(3, stride=1)), (8, _BlurPool(192)),
+                              (9, nn.Conv2d(192, 384, 3, padding=1)), (10, nn.ReLU()))
+        self.slice4 = _layers((11, nn.Conv2d(384, 256, 3, padding=1)), (12, nn.ReLU()))
+        self.slice5 = _layers((13, nn.Conv2d(256, 256, 3, padding=1)), (14, nn.ReLU()))
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        features = []
+        for block in (self.slice1, self.slice2, self.slice3, self.slice4, self.slice5):
+            x = block(x)
+            features.append(x)
+        return features
+
+
+class ShiftTolerantLPIPS(nn.Module):
+    """ST-LPIPS(AlexNet, shift-tolerant, v0.1 input scaling): Σ_l mean_hw w_l·(f̂_l(x) − f̂_l(y))² over the five
+    trunk layers, f̂ unit-normalised over channels; inputs [N,3,H,W] in [−1, 1] → [N,1,1,1] (0 = identical).
+
+    Load the shipped weights with :func:`load_stlpips`.
+    """
+
+    CHANNELS = (64, 192, 384, 256, 256)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scaling_layer = nn.Module()
+        self.scaling_layer.register_buffer("shift", torch.tensor([-0.030, -0.088, -0.188]).view(1, 3, 1, 1))
+        self.scaling_layer.register_buffer("scale", torch.tensor([0.458, 0.448, 0.450]).view(1, 3, 1, 1))
+        self.net = _ShiftTolerantAlexNet()
+        for index, channels in enumerate(self.CHANNELS):
+            head = _layers((0, nn.Dropout()), (1, nn.Conv2d(channels, 1, 1, bias=False)))
+            self.add_module(f"lin{index}", nn.Sequential(OrderedDict([("model", head)])))
+
+    def forward(self, in0: Tensor, in1: Tensor) -> Tensor:
+        shift, scale = self.scaling_layer.shift, self.scaling_layer.scale
+        feats0, feats1 = self.net((in0 - shift) / scale), self.net((in1 - shift) / scale)
+        total = 0
+        for index, (a, b) in enumerate(zip(feats0, feats1, strict=True)):
+            a = a / (a.pow(2).sum(dim=1, keepdim=True).sqrt() + 1e-10)
+            b = b / (b.pow(2).sum(dim=1, keepdim=True).sqrt() + 1e-10)
+            total = total + getattr(self, f"lin{index}").model((a - b) ** 2).mean(dim=(2, 3), keepdim=True)
+        return total
+
+
+def stlpips_weights_path(explicit: str | Path | None = None) -> Path:
+    """ST-LPIPS weights: the argument, ``$STOCHDEBLUR_STLPIPS_WEIGHTS``, else the file shipped in ``stlpips-pytorch``.
+
+    Raises:
+        WeightsUnavailable: none given and the package is not installed.
+    """
+    if explicit is not None:
+        return Path(explicit)
+    if os.environ.get(STLPIPS_ENV):
+        return Path(os.environ[STLPIPS_ENV])
+    spec = importlib.util.find_spec("stlpips_pytorch")
+    if spec is None or not spec.submodule_search_locations:
+        raise WeightsUnavailable("the 'stlpips-pytorch' package is not installed (pip install stochdeblur[metrics])")
+    return Path(next(iter(spec.submodule_search_locations))).joinpath(*STLPIPS_PACKAGE_FILE)
+
+
+def load_stlpips(weights: str | Path | None = None, device: torch.device | str = "cpu") -> ShiftTolerantLPIPS:
+    """:class:`ShiftTolerantLPIPS` with the shipped weights (read as a plain state dict, never unpickled code).
+
+    Raises:
+        WeightsUnavailable: no package/file, or the file is not the ST-LPIPS AlexNet state dict.
+    """
+    path = stlpips_weights_path(weights)
+    if not path.is_file():
+        raise WeightsUnavailable(f"ST-LPIPS weights not found ({path})")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # an unreadable file is reported, not a crash
+        raise WeightsUnavailable(f"{path}: not a readable state_dict ({exc.__class__.__name__})") from None
+    model = ShiftTolerantLPIPS()
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        raise WeightsUnavailable(f"{path}: not the ST-LPIPS AlexNet state_dict ({reason})") from None
+    return model.eval().requires_grad_(False).to(device)
+
+
 class _Features(nn.Module):
     """Pass-through 'feature extractor' so FID and KID share one Inception forward per patch."""
 
@@ -270,16 +393,27 @@ class MetricSuite:
         patch_size: side of the non-overlapping patches used by LPIPS and FID/KID.
         distribution: build FID/KID at all (off for sweeps, which only need per-image metrics).
         seed: seeds KID's random subsets, so :meth:`finalize` is reproducible.
+        extra: optional per-image metrics to add (:data:`OPTIONAL_METRICS`: "stlpips"); unavailable ones are
+            reported as ``None`` like the others.
+        stlpips_weights: ST-LPIPS state dict file (default: ``$STOCHDEBLUR_STLPIPS_WEIGHTS`` or the package's).
     """
 
     def __init__(self, device: torch.device | str = "cpu", *, lpips_weights: str | Path | None = None,
                  inception_weights: str | Path | None = None, patch_size: int = 256,
-                 distribution: bool = True, seed: int = 0) -> None:
+                 distribution: bool = True, seed: int = 0, extra: Sequence[str] = (),
+                 stlpips_weights: str | Path | None = None) -> None:
+        unknown = [name for name in extra if name not in OPTIONAL_METRICS]
+        if unknown:
+            raise ValueError(f"unknown optional metric(s) {', '.join(unknown)}; known: {', '.join(OPTIONAL_METRICS)}")
         self.device = torch.device(device)
         self.patch_size = patch_size
         self.seed = seed
+        self.extra = tuple(extra)
         self.unavailable: dict[str, str] = {}
         self._lpips = self._try("lpips", lambda: load_lpips(lpips_weights, self.device))
+        self._stlpips = None
+        if "stlpips" in self.extra:
+            self._stlpips = self._try("stlpips", lambda: load_stlpips(stlpips_weights, self.device))
         self._piq = self._try("haarpsi", _import_piq)
         if self._piq is None:
             self.unavailable.update(mdsi=self.unavailable["haarpsi"], gmsd=self.unavailable["haarpsi"])
@@ -298,14 +432,14 @@ class MetricSuite:
             return build()
         except WeightsUnavailable as exc:
             self.unavailable[name] = str(exc)
-            label = {"haarpsi": "HaarPSI/MDSI/GMSD", "fid": "FID/KID"}.get(name, name.upper())
+            label = {"haarpsi": "HaarPSI/MDSI/GMSD", "fid": "FID/KID", "stlpips": STLPIPS_LABEL}.get(name, name.upper())
             _say_once(f"{label} unavailable: {exc}; reported as unavailable")
             return None
 
     @property
     def names(self) -> tuple[str, ...]:
-        """Names of the per-image metrics, in table order."""
-        return IMAGE_METRICS
+        """Names of the per-image metrics, in table order (the optional ones asked for last)."""
+        return (*IMAGE_METRICS, *self.extra)
 
     def is_available(self, name: str) -> bool:
         """Whether ``name`` can be computed here (weights/packages present)."""
@@ -324,6 +458,8 @@ class MetricSuite:
             "lpips": self._lpips_value(pred01, target01), "haarpsi": None, "mdsi": None, "gmsd": None,
             "grad_ratio": gradient_energy_ratio(pred, target), "hf_ratio": highfreq_energy_ratio(pred, target),
         }
+        if "stlpips" in self.extra:
+            out["stlpips"] = self._patch_mean(self._stlpips, pred01, target01)
         if self._piq is not None:
             out["haarpsi"] = float(self._piq.haarpsi(pred01, target01, data_range=1.0))
             out["mdsi"] = float(self._piq.mdsi(pred01, target01, data_range=1.0))
@@ -333,10 +469,13 @@ class MetricSuite:
         return out
 
     def _lpips_value(self, pred01: Tensor, target01: Tensor) -> float | None:
-        if self._lpips is None:
+        return self._patch_mean(self._lpips, pred01, target01)
+
+    def _patch_mean(self, network: nn.Module | None, pred01: Tensor, target01: Tensor) -> float | None:
+        if network is None:
             return None
         a, b = patches(pred01 * 2 - 1, self.patch_size), patches(target01 * 2 - 1, self.patch_size)
-        return float(self._lpips(a, b).mean())
+        return float(network(a, b).mean())
 
     @torch.no_grad()
     @in_fp32

@@ -171,3 +171,45 @@ def test_metrics_ignore_a_callers_bf16_autocast() -> None:
     with torch.autocast("cpu", dtype=torch.bfloat16):  # the trainer validates inside autocast
         got = metrics.ssim(blurry, sharp), metrics.psnr(blurry, sharp)
     assert got == pytest.approx(expected, abs=1e-6)
+
+
+_HAS_STLPIPS = importlib.util.find_spec("stlpips_pytorch") is not None
+
+
+@pytest.mark.skipif(not _HAS_STLPIPS, reason="stlpips-pytorch not installed")
+def test_stlpips_is_optional_offline_and_equals_the_packages_network(monkeypatch):
+    """ST-LPIPS built here from the shipped state dict (weights_only) gives the reference network's values."""
+    import sys
+    import types
+
+    suite = MetricSuite(distribution=False, extra=("stlpips",))
+    assert suite.is_available("stlpips") and suite.names[-1] == "stlpips" and LOWER_IS_BETTER["stlpips"] is True
+    pred, target = _pair(64, 64, 0.3, 9)
+    values = suite.compute_image_metrics(pred, target)
+    assert values["stlpips"] > 0 and suite.compute_image_metrics(target, target)["stlpips"] == pytest.approx(0.0)
+    assert "stlpips" not in MetricSuite(distribution=False).compute_image_metrics(pred, target)  # only when asked
+    # the package's own modules import IPython and torchsummary, which it does not declare: stub them
+    monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(embed=None))
+    monkeypatch.setitem(sys.modules, "torchsummary", types.SimpleNamespace(summary=None))
+    from stlpips_pytorch import stlpips as reference
+
+    net = reference.LPIPS(net="alex", variant="shift_tolerant", pretrained=True, verbose=False).eval()
+    with torch.no_grad():
+        want = float(net(pred.unsqueeze(0), target.unsqueeze(0)))
+    assert values["stlpips"] == pytest.approx(want, rel=1e-5)
+
+
+def test_stlpips_unavailable_is_reported_not_raised(tmp_path, monkeypatch, caplog):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(metrics.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "stlpips_pytorch" else real(name, *a))
+    monkeypatch.delenv(metrics.STLPIPS_ENV, raising=False)
+    with caplog.at_level(logging.WARNING, logger="stochdeblur.metrics"):
+        suite = MetricSuite(distribution=False, extra=("stlpips",))
+    assert "stlpips-pytorch" in suite.unavailable["stlpips"] and "ST-LPIPS (shift-tolerant, AlexNet)" in caplog.text
+    assert suite.compute_image_metrics(*_pair(32, 32, 0.1, 8))["stlpips"] is None
+    torch.save({"conv.weight": torch.zeros(1)}, tmp_path / "bad.pth")
+    bad = MetricSuite(distribution=False, extra=("stlpips",), stlpips_weights=tmp_path / "bad.pth")
+    assert "not the ST-LPIPS AlexNet state_dict" in bad.unavailable["stlpips"]
+    with pytest.raises(ValueError, match="unknown optional metric"):
+        MetricSuite(distribution=False, extra=("dists",))
