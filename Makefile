@@ -30,7 +30,7 @@ lint: $(STAMP)
 demo: $(STAMP)
 	HF_HUB_OFFLINE=1 WANDB_MODE=offline $(BIN)/python scripts/demo.py --out demo_out
 
-# Every figure of MODEL_CARD.md and the README's results section, for the shipped model (~14 min on 2 CPU cores).
+# Every figure of MODEL_CARD.md and the README's results section, for the shipped model (~40 min on 2 shared CPU cores).
 # RUN: the training run whose validation curve is tabled (skipped when it is not on this machine).
 RUN ?= runs/dvsr_default
 OFFLINE := OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE} HF_HUB_OFFLINE=1 WANDB_MODE=offline
