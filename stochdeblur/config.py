@@ -158,7 +158,10 @@ class ModePreset:
 
 
 BUILTIN_MODES = ("predictor", "average")  # predictor = steps 0; average = sample.steps × sample.average
-DEFAULT_MODES = {"perceptual": ModePreset(steps=500, average=1)}  # added to sample.modes unless it names them
+# named modes every config has unless its sample.modes names them (a named mode replaces the default one whole).
+# Added by SampleConfig.presets(), not stored in sample.modes: OmegaConf builds its schema from SampleConfig(), so a
+# stored default would be merged field by field into a saved config's own "perceptual" (its steps, our sampler).
+DEFAULT_MODES = {"perceptual": ModePreset(steps=500, average=1)}
 
 
 @dataclass
@@ -175,7 +178,7 @@ class SampleConfig:
     steps: int = 10
     average: int = 4
     # further named modes for --mode / restore(mode=...); "predictor" and "average" are built in (BUILTIN_MODES),
-    # DEFAULT_MODES (perceptual) are added unless named here (a named mode replaces the default one whole)
+    # presets() adds DEFAULT_MODES (perceptual) unless named here (a named mode replaces the default one whole)
     modes: dict[str, ModePreset] = field(default_factory=dict)
     sampler: str = "ddpm"
     eta: float = 0.0
@@ -198,8 +201,6 @@ class SampleConfig:
         check_sampling("sample", self.sampler, self.eta, self.schedule, self.alpha_bar_end)
         if self.steps < 0 or self.average < 1:
             raise ConfigError(f"sample: need steps >= 0 ({self.steps}) and average >= 1 ({self.average})")
-        defaults = {name: dataclasses.replace(preset) for name, preset in DEFAULT_MODES.items() if name not in self.modes}
-        self.modes = {**defaults, **self.modes}
         for name, preset in self.modes.items():
             if name in BUILTIN_MODES:
                 raise ConfigError(f"sample.modes.{name}: '{name}' is built in (predictor = 0 steps, average = "
@@ -216,8 +217,11 @@ class SampleConfig:
                                               self.alpha_bar_end))
 
     def presets(self) -> dict[str, ModePreset]:
-        """Every named mode, resolved: predictor (0 steps), average (``steps`` × ``average``) and ``modes``."""
-        named = {"predictor": ModePreset(0, 1), "average": ModePreset(self.steps, self.average), **self.modes}
+        """Every named mode, resolved: predictor (0 steps), average (``steps`` × ``average``), the
+        :data:`DEFAULT_MODES` that ``modes`` does not name, and ``modes``."""
+        defaults = {name: preset for name, preset in DEFAULT_MODES.items() if name not in self.modes}
+        named = {"predictor": ModePreset(0, 1), "average": ModePreset(self.steps, self.average), **defaults,
+                 **self.modes}
         return {name: self.resolved(preset) for name, preset in named.items()}
 
 

@@ -141,9 +141,13 @@ def test_resolution_order_explicit_then_mode_then_section() -> None:
         resolve_preset(presets, "crisp", alpha_bar_end=2.0)
 
 
-def test_a_saved_config_that_names_perceptual_keeps_its_settings(tmp_path: Path) -> None:
+def test_a_saved_config_that_names_perceptual_keeps_its_settings(tmp_path: Path, monkeypatch) -> None:
     """A model saved before the knobs existed (config.json: perceptual = 500 × 1, no sampler keys) loads with the
     sample section's sampler settings, not with those of a changed DEFAULT_MODES entry."""
+    from stochdeblur import config
+
+    monkeypatch.setitem(config.DEFAULT_MODES, "perceptual", ModePreset(10, 1, "ddim", 0.5, "cosine", 0.01))
+    assert SampleConfig().presets()["perceptual"] == ModePreset(10, 1, "ddim", 0.5, "cosine", 0.01)
     torch.manual_seed(0)
     cfg = load_config(overrides=TINY)
     directory = save_pretrained(build_method(cfg), tmp_path / "m", cfg)
