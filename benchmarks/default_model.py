@@ -9,9 +9,9 @@ and Richardson–Lucy (30 iterations) deconvolution told the TRUE kernel; ``orac
 ``stochdeblur.physics`` told the true kernel (the ceiling of any method that estimates the kernel and then
 deconvolves); ``blind-classical`` = blind kernel estimation + the same deconvolution (``baselines.blind_deconvolve``,
 no network); optionally a blind one-shot model (``--baseline DIR``, e.g. a DeblurGAN-v2 run); the model's
-predictor alone; averaging (10 steps × 4 samples); perceptual (500 steps, 1 sample). Per image and mean: PSNR,
-SSIM, the gradient-energy ratio (``metrics.gradient_energy_ratio``: output/sharp mean squared luminance gradient,
-1 = the sharp photo's detail, <1 blurrier, >1 sharper or noisier) and seconds per image; plus the margin of
+predictor alone; averaging (10 steps × 4 samples); perceptual (the model's preset; the default's: DDIM η=0.5,
+10 steps, 1 sample). Per image and mean: PSNR, SSIM, the gradient-energy ratio
+(``metrics.gradient_energy_ratio``: output/sharp mean squared luminance gradient, 1 = the sharp photo's detail, <1 blurrier, >1 sharper or noisier) and seconds per image; plus the margin of
 averaging over the blurry input (dB) per image. For every method that estimates a kernel (blind-classical, a
 kernel-aware model's predictor) the kernel error: NCC with the true kernel (max over shifts; 1 = same shape) and
 Levin et al.'s error ratio (MSE of the TV deconvolution with the estimate ÷ MSE with the true kernel; ≤ 3 counts
@@ -90,7 +90,7 @@ def _classical(method: Callable[[Tensor, np.ndarray], Tensor], blur: Tensor, ker
     return _scores(out, sharp, time.perf_counter() - start), out
 
 
-def benchmark(restorer: Restorer, dataset: PhotoPairs, *, limit: int | None = None, perceptual_steps: int = 500,
+def benchmark(restorer: Restorer, dataset: PhotoPairs, *, limit: int | None = None, perceptual_steps: int | None = None,
               seed: int = 0, baselines: dict[str, Restorer] | None = None) -> dict[str, Any]:
     """Score every method on the first ``limit`` items; returns ``{"methods", "images", "mean"}``.
 
@@ -99,7 +99,7 @@ def benchmark(restorer: Restorer, dataset: PhotoPairs, *, limit: int | None = No
     ``images`` is a list of ``{"name", "kernel_size", "<method>": {psnr, ssim, grad_ratio, seconds},
     "average_margin_db"}``; ``mean`` maps each method to its mean scores.
     """
-    modes = demo_modes(perceptual_steps)
+    modes = demo_modes(restorer.presets, perceptual_steps)
     baselines = baselines or {}
     methods = ["blurry", *CLASSICAL, BLIND, *baselines, *[m.label for m in modes]]
     count = len(dataset) if limit is None else min(limit, len(dataset))
@@ -179,7 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a one-shot model (e.g. a DeblurGAN-v2 run's model directory) scored beside the others")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for default_model.{json,md}")
     parser.add_argument("--limit", type=int, help="only the first N photos")
-    parser.add_argument("--perceptual-steps", type=int, default=500, help="reverse steps of the perceptual mode")
+    parser.add_argument("--perceptual-steps", type=int,
+                        help="reverse steps of the perceptual mode (default: the model's perceptual preset)")
     parser.add_argument("--size", type=int, default=256, help="side of the centre crops")
     parser.add_argument("--seed", type=int, default=0, help="blur/noise seed (the trainer's val seed is 0)")
     parser.add_argument("--precision", default="auto", choices=("auto", "no", "bf16"))

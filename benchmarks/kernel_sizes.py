@@ -42,7 +42,7 @@ REFERENCES = (REFERENCE, ORACLE, BLIND)
 def gains_for_size(restorer: Restorer, size: int, modes: list[str], crop: int, seed: int) -> dict[str, Any]:
     """Mean blurry PSNR and mean PSNR gain of each method over the photos blurred by ``size``-px kernels."""
     dataset = PhotoPairs(kernel_min=size, kernel_max=size, noise=NOISE, seed=seed, crop=crop)
-    chosen = [m for m in demo_modes() if m.label in modes]
+    chosen = [m for m in demo_modes(restorer.presets) if m.label in modes]
     blurry: list[float] = []
     gains: dict[str, list[float]] = {label: [] for label in [*modes, *REFERENCES]}
     nccs: dict[str, list[float]] = {BLIND: [], "predictor": []}

@@ -161,7 +161,10 @@ BUILTIN_MODES = ("predictor", "average")  # predictor = steps 0; average = sampl
 # named modes every config has unless its sample.modes names them (a named mode replaces the default one whole).
 # Added by SampleConfig.presets(), not stored in sample.modes: OmegaConf builds its schema from SampleConfig(), so a
 # stored default would be merged field by field into a saved config's own "perceptual" (its steps, our sampler).
-DEFAULT_MODES = {"perceptual": ModePreset(steps=500, average=1)}
+# perceptual_500 is the paper's 500-step DDPM sample; "perceptual" falls back to it for models whose config
+# names no faster preset (the kernel-aware configs do: benchmarks/perceptual_nfe.py).
+DEFAULT_MODES = {"perceptual": ModePreset(steps=500, average=1),
+                 "perceptual_500": ModePreset(steps=500, average=1, sampler="ddpm")}
 
 
 @dataclass
@@ -219,9 +222,9 @@ class SampleConfig:
     def presets(self) -> dict[str, ModePreset]:
         """Every named mode, resolved: predictor (0 steps), average (``steps`` × ``average``), the
         :data:`DEFAULT_MODES` that ``modes`` does not name, and ``modes``."""
-        defaults = {name: preset for name, preset in DEFAULT_MODES.items() if name not in self.modes}
+        defaults = {name: self.modes.get(name, preset) for name, preset in DEFAULT_MODES.items()}
         named = {"predictor": ModePreset(0, 1), "average": ModePreset(self.steps, self.average), **defaults,
-                 **self.modes}
+                 **self.modes}  # the default names keep their place when a config replaces one
         return {name: self.resolved(preset) for name, preset in named.items()}
 
 

@@ -321,7 +321,7 @@ class Trainer:
             with self.ema.swapped_in(model), acc.autocast():
                 for batch in self._val_data():
                     blur, sharp = batch["blur"].to(acc.device), batch["sharp"].to(acc.device)
-                    restored = model.restore(blur, steps=s.steps, average=s.average, seed=s.seed, sampler=s.sampler)
+                    restored = model.restore(blur, mode="average", seed=s.seed)
                     extra = model.validation_images(blur)
                     self._score(scores, "", restored, sharp)
                     self._score(scores, "_blur", blur, sharp)  # the reference a restoration must beat

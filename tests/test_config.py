@@ -52,13 +52,13 @@ def test_mode_presets_and_their_resolution(tmp_path: Path) -> None:
         return ModePreset(steps, average, "ddpm", 0.0, "linear", 1e-3)
 
     assert presets == {"predictor": full(0, 1), "average": full(20, 2), "perceptual": full(500, 1),
-                       "fast": full(3, 1)}
+                       "perceptual_500": full(500, 1), "fast": full(3, 1)}
     assert resolve_mode(presets, "average") == (20, 2)
     assert resolve_mode(presets, "perceptual", average=4) == (500, 4)
     assert resolve_mode(presets, "average", steps=5) == (5, 2)
     assert resolve_mode(presets, None, steps=500) == (500, 1)  # explicit steps alone: one sample
     assert resolve_mode(presets) == resolve_mode(presets, "predictor", average=4) == (0, 1)
-    with pytest.raises(ValueError, match="unknown mode 'x'; this model has predictor, average, perceptual, fast"):
+    with pytest.raises(ValueError, match="unknown mode 'x'; this model has predictor, average, perceptual, perceptual_500, fast"):
         resolve_mode(presets, "x")
     with pytest.raises(ConfigError, match="sample.modes.average: 'average' is built in"):
         load_config(overrides=["sample.modes.average.steps=5"])

@@ -92,7 +92,7 @@ def test_named_modes_follow_the_config_presets() -> None:
     assert torch.equal(model.restore(y, mode="perceptual"), model.restore(y, steps=4))
     assert torch.equal(model.restore(y, mode="perceptual", average=2), model.restore(y, steps=4, average=2))
     assert torch.equal(model.restore(y, mode="quick"), model.restore(y, steps=1))
-    with pytest.raises(ValueError, match="unknown mode 'sharpest'.*predictor, average, perceptual, quick"):
+    with pytest.raises(ValueError, match="unknown mode 'sharpest'.*predictor, average, perceptual, perceptual_500, quick"):
         model.restore(y, mode="sharpest")
 
 

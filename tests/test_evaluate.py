@@ -14,12 +14,12 @@ from torch import nn
 
 from stochdeblur import hub
 from stochdeblur.cli import make_dataset
-from stochdeblur.cli.evaluate import main, parse_sweep
-from stochdeblur.config import SampleConfig, load_config
+from stochdeblur.cli.evaluate import main
+from stochdeblur.config import ModePreset, SampleConfig, load_config
 from stochdeblur.data.photos import photo_pairs
 from stochdeblur.data.synth import SyntheticPairs
-from stochdeblur.evaluate.modes import EvaluationError, Mode, parse_modes
-from stochdeblur.evaluate.runner import CSV_COLUMNS, ResultsLog, evaluate, sweep
+from stochdeblur.evaluate.modes import EvaluationError, Mode, SamplerGrid, parse_modes, parse_sweep
+from stochdeblur.evaluate.runner import CSV_COLUMNS, ResultsLog, evaluate, restore_timed, sweep
 from stochdeblur.evaluate.wandb_run import write_wandb_run
 from stochdeblur.io import write_image
 
@@ -80,7 +80,14 @@ def test_parse_modes_reads_the_documented_syntax():
     assert modes == [Mode(), Mode(10, 4, "ddpm", "steps=10,average=4"), Mode(500, 1, "ddpm", "steps=500")]
     assert parse_modes("steps=0")[0] == Mode()
     assert parse_modes("steps=5,sampler=ddim,label=fast")[0] == Mode(5, 1, "ddim", "fast")
-    for bad in ("steps=ten", "steps=5,average=0", "stepz=5", "steps=5,sampler=euler", "predictor;steps=0", " ; "):
+    knobs = parse_modes("steps=20,sampler=ddim,eta=0.5,schedule=cosine,alpha_bar_end=0.01")[0]
+    assert knobs == Mode(20, 1, "ddim", "steps=20,sampler=ddim,eta=0.5,schedule=cosine,alpha_bar_end=0.01", 0.5,
+                         "cosine", 0.01)
+    assert knobs.rule == "ddim eta=0.5,schedule=cosine,alpha_bar_end=0.01" and Mode(5).rule == "ddpm"
+    assert knobs.options() == {"steps": 20, "average": 1, "sampler": "ddim", "eta": 0.5, "schedule": "cosine",
+                               "alpha_bar_end": 0.01}
+    for bad in ("steps=ten", "steps=5,average=0", "stepz=5", "steps=5,sampler=euler", "predictor;steps=0", " ; ",
+                "steps=5,eta=0.5", "steps=5,sampler=ddim,eta=2", "steps=5,schedule=square", "steps=5,alpha_bar_end=1"):
         with pytest.raises(EvaluationError):
             parse_modes(bad)
 
@@ -91,14 +98,40 @@ def test_named_modes_take_the_presets_and_overrides():
         Mode(), Mode(2, 3, "ddpm", "average"), Mode(500, 1, "ddpm", "perceptual")]
     assert parse_modes("perceptual,average=4")[0] == Mode(500, 4, "ddpm", "steps=500,average=4")
     assert parse_modes("average,label=mine")[0] == Mode(10, 4, "ddpm", "mine")
+    assert parse_modes("perceptual_500")[0] == Mode(500, 1, "ddpm", "perceptual_500")
     with pytest.raises(EvaluationError, match="unknown mode name 'sharpest'.*predictor, average, perceptual"):
         parse_modes("sharpest")
 
 
+def test_a_preset_s_sampler_settings_reach_the_restoration():
+    """A DDIM η=0.5 perceptual preset runs as DDIM η=0.5 (not the default DDPM), overrides keep the rest."""
+    presets = SampleConfig(modes={"perceptual": ModePreset(10, 1, "ddim", 0.5)}).presets()
+    assert parse_modes("perceptual", presets)[0] == Mode(10, 1, "ddim", "perceptual", 0.5)
+    assert parse_modes("perceptual,steps=20", presets)[0] == Mode(20, 1, "ddim", "steps=20,sampler=ddim,eta=0.5", 0.5)
+    assert parse_modes("perceptual,sampler=ddpm", presets)[0].eta == 0.0  # η is DDIM's alone
+
+
+def test_restore_timed_runs_the_mode_s_sampler(dvsr, data):
+    from stochdeblur.restorer import Restorer
+
+    restorer = Restorer(dvsr, load_config(overrides=TINY), device="cpu", precision="no")
+    blur = data[0]["blur"]
+    ddim, _ = restore_timed(restorer, blur, parse_modes("steps=3,sampler=ddim,eta=0.5")[0])
+    ddpm, _ = restore_timed(restorer, blur, parse_modes("steps=3")[0])
+    expected = restorer(blur, steps=3, sampler="ddim", eta=0.5, seed=0)[0].clamp(-1, 1)
+    assert torch.allclose(ddim, expected, atol=1 / 255) and not torch.allclose(ddim, ddpm, atol=1 / 255)
+
+
 def test_parse_sweep():
-    assert parse_sweep("steps=1,2,5 average=1,4") == ([1, 2, 5], [1, 4])
-    with pytest.raises(EvaluationError):
-        parse_sweep("steps=1,x average=1")
+    assert parse_sweep("steps=1,2,5 average=1,4") == SamplerGrid(steps=(1, 2, 5), average=(1, 4))
+    grid = parse_sweep("steps=2 average=1 sampler=ddpm,ddim eta=0,0.5 schedule=linear,cosine")
+    labels = [m.label for m in grid.modes()]
+    assert labels == ["predictor", "steps=2", "steps=2,schedule=cosine", "steps=2,sampler=ddim,eta=0",
+                      "steps=2,sampler=ddim,eta=0,schedule=cosine", "steps=2,sampler=ddim,eta=0.5",
+                      "steps=2,sampler=ddim,eta=0.5,schedule=cosine"]  # η varies DDIM only
+    for bad in ("steps=1,x average=1", "steps=0", "sampler=euler", "eta=2", "stepz=1", "alpha_bar_end=1.5"):
+        with pytest.raises(EvaluationError):
+            parse_sweep(bad)
 
 
 def test_evaluate_writes_csv_table_grid(tmp_path, dvsr, gan, data):
@@ -174,12 +207,21 @@ def test_results_log_refuses_a_foreign_csv(tmp_path):
 
 
 def test_sweep_writes_csv_and_plot(tmp_path, dvsr, data):
-    rows = sweep(dvsr, data, tmp_path, steps=[1, 2], averages=[1, 2], limit=2, progress=False, label="tiny")
+    rows = sweep(dvsr, data, tmp_path, SamplerGrid(steps=(1, 2), average=(1, 2)), limit=2, progress=False,
+                 label="tiny")
     assert [(r["steps"], r["average"]) for r in rows] == [(0, 1), (1, 1), (2, 1), (1, 2), (2, 2)]
     written = _rows(tmp_path / "sweep.csv")
     assert len(written) == 5 and float(written[0]["psnr"]) == pytest.approx(rows[0]["psnr"])
     with Image.open(tmp_path / "sweep.png") as plot:
         assert plot.size[0] > 400
+
+
+def test_sweep_varies_the_sampler(tmp_path, dvsr, data):
+    grid = SamplerGrid(steps=(2,), average=(1,), sampler=("ddpm", "ddim"), eta=(0.0, 1.0))
+    rows = sweep(dvsr, data, tmp_path, grid, limit=1, progress=False, label="tiny")
+    assert [r["sampler"] for r in rows] == ["ddpm", "ddpm", "ddim eta=0", "ddim eta=1"]
+    assert rows[2]["psnr"] != rows[3]["psnr"]  # η changes the samples
+    assert [r["sampler"] for r in _rows(tmp_path / "sweep.csv")] == ["ddpm", "ddpm", "ddim eta=0", "ddim eta=1"]
 
 
 def test_wandb_run_is_written_offline(tmp_path, dvsr, data, monkeypatch):

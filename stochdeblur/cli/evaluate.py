@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from stochdeblur.evaluate.modes import EvaluationError, parse_modes
+from stochdeblur.evaluate.modes import EvaluationError, parse_modes, parse_sweep
 from stochdeblur.evaluate.reporting import markdown_table
 from stochdeblur.evaluate.runner import evaluate, sweep
 from stochdeblur.evaluate.wandb_run import write_wandb_run
@@ -37,9 +37,16 @@ datasets (--data):
 
 modes (--modes, ';'-separated):
   predictor, average, perceptual    the presets of the first diffusion model (sample.steps × sample.average
-                                    and sample.modes.perceptual; 10 × 4 and 500 × 1 by default)
-  steps=N[,average=K][,sampler=S][,label=L]    e.g. "steps=10,average=4; steps=500,sampler=ddim"
+                                    and sample.modes; the shipped default: 10 × 4 DDPM and 10 × 1 DDIM η=0.5,
+                                    perceptual_500 = the paper's 500-step DDPM sample)
+  steps=N[,average=K][,sampler=S][,eta=E][,schedule=B][,alpha_bar_end=A][,label=L]
+                                    e.g. "steps=10,average=4; steps=20,sampler=ddim,eta=0.5,schedule=cosine";
+                                    unset settings come from the model's sample section
   NAME,key=value                    a preset with overrides, e.g. "perceptual,average=4"
+
+sweep (--sweep, space-separated key=list; every key optional):
+  steps=1,2,5,10,50,500 average=1,2,4,8 sampler=ddpm eta=0 schedule=linear alpha_bar_end=0.001   (the defaults)
+  e.g. --sweep "steps=5,10,20 average=1 sampler=ddpm,ddim eta=0,0.5,1"   (η applies to DDIM only)
 """
 
 
@@ -57,8 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"';'-separated modes, see 'modes' below (default: {DEFAULT_MODES!r})")
     parser.add_argument("--limit", type=int, help="evaluate only the first N images")
     parser.add_argument("--out", type=Path, default=Path("runs/eval"), help="output directory (resumable)")
-    parser.add_argument("--sweep", help="perception–distortion sweep of the first model, "
-                        "e.g. 'steps=1,2,5,10,50,500 average=1,2,4,8'")
+    parser.add_argument("--sweep", help="perception–distortion sweep of the first model, see 'sweep' below")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (the same for every image)")
     parser.add_argument("--tile", type=int, help="restore in tiles of this size (default: whole images)")
     parser.add_argument("--device", default="auto", help="cpu, cuda[:N] or auto")
@@ -67,22 +73,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-wandb", action="store_true", help="skip the (offline) W&B run")
     parser.add_argument("--wandb-project", default="stochdeblur", help="W&B project name")
     return parser
-
-
-def parse_sweep(spec: str) -> tuple[list[int], list[int]]:
-    """Parse ``"steps=1,2,5 average=1,2,4"`` into (steps, averages)."""
-    values: dict[str, list[int]] = {}
-    for part in spec.replace(";", " ").split():
-        key, sep, numbers = part.partition("=")
-        if not sep or key not in ("steps", "average"):
-            raise EvaluationError(f"--sweep: expected 'steps=…' and 'average=…', got '{part}'")
-        try:
-            values[key] = [int(n) for n in numbers.split(",") if n]
-        except ValueError:
-            raise EvaluationError(f"--sweep: '{part}' must list integers") from None
-        if not values[key] or min(values[key]) < 1:
-            raise EvaluationError(f"--sweep: '{part}' needs positive integers")
-    return values.get("steps", [1, 2, 5, 10, 50, 500]), values.get("average", [1, 2, 4, 8])
 
 
 def _subdirs(path: Path) -> list[Path]:
@@ -209,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         summary = evaluate(models, dataset, modes, args.out, limit=args.limit, seed=args.seed, tile=args.tile,
                            precision=precision)
         if sweep_grid:
-            sweep(models[0][1], dataset, args.out, steps=sweep_grid[0], averages=sweep_grid[1], limit=args.limit,
+            sweep(models[0][1], dataset, args.out, sweep_grid, limit=args.limit,
                   seed=args.seed, tile=args.tile, label=models[0][0], precision=precision)
     except ValueError as exc:  # EvaluationError, CheckpointError, LayoutError, ImageReadError
         print(f"error: {exc}", file=sys.stderr)

@@ -25,7 +25,7 @@ SUMMARY_COLUMNS = ("model", "mode", "images", "psnr", "ssim", "lpips", "fid", "k
                    "grad_ratio", "hf_ratio", "seconds")
 TABLE_COLUMNS = (("psnr", "PSNR ↑"), ("ssim", "SSIM ↑"), ("lpips", "LPIPS ↓"), ("fid", "FID ↓"), ("kid", "KID ↓"),
                  ("haarpsi", "HaarPSI ↑"), ("grad_ratio", "grad. energy (→1)"), ("seconds", "s/image"))
-SWEEP_COLUMNS = ("steps", "average", "mode", "images", *IMAGE_METRICS, "seconds")
+SWEEP_COLUMNS = ("steps", "average", "sampler", "mode", "images", *IMAGE_METRICS, "seconds")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -160,16 +160,20 @@ _SWEEP_AXES = (("lpips", "LPIPS ↓"), ("haarpsi", "HaarPSI ↑"), ("grad_ratio"
 
 
 def plot_sweep(rows: Sequence[dict[str, Any]], path: Path, title: str = "perception–distortion") -> None:
-    """Plot sweep rows: x = PSNR, one panel per available perceptual measure, one line per average."""
+    """Plot sweep rows: x = PSNR, one panel per available perceptual measure, one line per (sampler settings,
+    average); the sampler is named in the legend only when the sweep has more than one."""
     metrics = [(k, t) for k, t in _SWEEP_AXES if any(r.get(k) is not None for r in rows)]
     fig = Figure(figsize=(5.0 * len(metrics), 4.2), dpi=100)
     axes = fig.subplots(1, len(metrics), squeeze=False)[0]
-    averages = sorted({r["average"] for r in rows if r["steps"]})
+    lines = list(dict.fromkeys((r.get("sampler", "ddpm"), r["average"]) for r in rows if r["steps"]))
+    several = len({rule for rule, _ in lines}) > 1
     for ax, (key, axis_title) in zip(axes, metrics, strict=True):
-        for average in averages:
-            line = sorted((r for r in rows if r["steps"] and r["average"] == average), key=lambda r: r["steps"])
+        for rule, average in lines:
+            line = sorted((r for r in rows if r["steps"] and (r.get("sampler", "ddpm"), r["average"]) == (rule, average)),
+                          key=lambda r: r["steps"])
             line = [r for r in line if r["psnr"] is not None and r[key] is not None]
-            ax.plot([r["psnr"] for r in line], [r[key] for r in line], marker="o", label=f"average {average}")
+            name = f"average {average}" + (f", {rule}" if several else "")
+            ax.plot([r["psnr"] for r in line], [r[key] for r in line], marker="o", label=name)
             for r in line:
                 ax.annotate(str(r["steps"]), (r["psnr"], r[key]), textcoords="offset points", xytext=(4, 4),
                             fontsize=7)

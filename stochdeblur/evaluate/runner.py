@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from stochdeblur.checkpointing import tensors_digest
-from stochdeblur.evaluate.modes import EvaluationError, Mode, check_unique, grid_modes, slug
+from stochdeblur.evaluate.modes import EvaluationError, Mode, SamplerGrid, check_unique, slug
 from stochdeblur.evaluate.reporting import (
     SWEEP_COLUMNS,
     Panel,
@@ -55,8 +55,7 @@ def restore_timed(restorer: Restorer, blur: Tensor, mode: Mode, *, seed: int = 0
 
     Shape: blur [3,H,W] in [-1,1] → [3,H,W] in [-1,1] (float32, CPU).
     """
-    out, seconds = restorer.timed(blur, steps=mode.steps or 0, average=mode.average, sampler=mode.sampler,
-                                  seed=seed, tile=tile, progress=progress)
+    out, seconds = restorer.timed(blur, **mode.options(), seed=seed, tile=tile, progress=progress)
     return quantize(out[0].cpu()), seconds
 
 
@@ -200,7 +199,7 @@ def _run(plan, dataset, items: list[_Item], log: ResultsLog, suite: MetricSuite,
             write_image(output_path(outputs, label, mode.label, item.name), restored)
         metrics = suite.compute_image_metrics(restored, sample["sharp"])
         log.append({"model": label, "mode": mode.label, "image": item.name, "steps": mode.steps or 0,
-                    "average": mode.average, "sampler": mode.sampler, "seed": seed, "height": restored.shape[-2],
+                    "average": mode.average, "sampler": mode.rule, "seed": seed, "height": restored.shape[-2],
                     "width": restored.shape[-1], "seconds": seconds, **metrics})
         bar.update(1)
     bar.close()
@@ -209,7 +208,7 @@ def _run(plan, dataset, items: list[_Item], log: ResultsLog, suite: MetricSuite,
 def _aggregate(log: ResultsLog, label: str, mode: Mode, items: list[_Item]) -> dict[str, Any]:
     rows = [log.rows[(label, mode.label, item.name)] for item in items if (label, mode.label, item.name) in log]
     summary: dict[str, Any] = {"model": label, "mode": mode.label, "images": len(rows), "steps": mode.steps or 0,
-                               "average": mode.average, "sampler": mode.sampler}
+                               "average": mode.average, "sampler": mode.rule}
     for name in (*IMAGE_METRICS, "seconds"):
         summary[name] = mean_or_none([csv_number(row[name]) for row in rows])
     return summary
@@ -283,20 +282,20 @@ def evaluate(models: Sequence[tuple[str, nn.Module]], dataset, modes: Sequence[M
     return summary
 
 
-def sweep(method: nn.Module, dataset, out_dir: str | Path, steps: Sequence[int] = (1, 2, 5, 10, 50, 500),
-          averages: Sequence[int] = (1, 2, 4, 8), limit: int | None = None, seed: int = 0, tile: int | None = None,
-          progress: bool = True, label: str = "model", suite: MetricSuite | None = None,
-          precision: str = "auto") -> list[dict[str, Any]]:
-    """Perception–distortion sweep over (steps, average) plus the predictor alone -> sweep.csv + sweep.png.
+def sweep(method: nn.Module, dataset, out_dir: str | Path, grid: SamplerGrid | None = None,
+          limit: int | None = None, seed: int = 0, tile: int | None = None, progress: bool = True,
+          label: str = "model", suite: MetricSuite | None = None, precision: str = "auto") -> list[dict[str, Any]]:
+    """Perception–distortion sweep over ``grid`` (steps × average × sampler settings; default
+    :class:`SamplerGrid`'s) plus the predictor alone -> sweep.csv + sweep.png.
 
     Per-image results go to ``sweep_per_image.csv`` (resumable like :func:`evaluate`). The plot has
     x = PSNR and y = each available perceptual measure (LPIPS, HaarPSI, gradient-energy ratio); one line per
-    ``average``, points labelled with their step count; the predictor is a star.
+    (sampler settings, ``average``), points labelled with their step count; the predictor is a star.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     items = _select(dataset, limit)
-    modes = grid_modes(steps, averages)
+    modes = (grid or SamplerGrid()).modes()
     plan = [(label, method, mode) for mode in modes]
     check_same_weights(out, [(label, method)])
     suite = suite or MetricSuite(_method_device(method), distribution=False, seed=seed)

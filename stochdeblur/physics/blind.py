@@ -329,3 +329,84 @@ def kernel_confidence(y: Tensor, kernel: Tensor, latent: Tensor) -> float:
     observed = y[:, top:top + reblur.shape[-2], top:top + reblur.shape[-1]]
     residual = _luminance(reblur) - _luminance(observed.float())
     return noise_level(y) / max(float(residual.pow(2).mean().sqrt()), 1e-12)
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """One candidate explanation of a blurry image: a kernel, the image deconvolved with it, and no-reference
+    features of the pair (:func:`hypothesis_features`)."""
+
+    name: str
+    kernel: Tensor  # [size, size], the window of estimate_hypotheses
+    latent: Tensor  # [C, H, W] in [−1, 1]
+    features: dict[str, float]
+
+
+# (name, kernel window cap, estimate_kernel options); "identity" = no blur (the input itself).
+HYPOTHESES: tuple[tuple[str, int, dict[str, float]], ...] = (
+    ("w33", 33, {}),
+    ("w21", 21, {}),
+    ("w13", 13, {}),
+    ("strong-prior", 33, {"lam_pixel": 8e-3, "lam_grad": 8e-3}),
+    ("identity", 1, {}),
+)
+
+
+def _normalised_sparsity(gray: Tensor, border: int) -> float:
+    """ℓ1/ℓ2 of the luminance gradients inside a ``border``-px margin (Krishnan et al. 2011: lower = sharper)."""
+    inner = gray[border:gray.shape[0] - border, border:gray.shape[1] - border]
+    g = torch.cat([(inner[1:, :-1] - inner[:-1, :-1]).flatten(), (inner[:-1, 1:] - inner[:-1, :-1]).flatten()])
+    return float(g.abs().sum() / g.pow(2).sum().sqrt().clamp_min(1e-12)) / math.sqrt(g.numel())
+
+
+def hypothesis_features(y: Tensor, kernel: Tensor, latent: Tensor) -> dict[str, float]:
+    """No-reference features of a (kernel, latent) explanation of ``y`` ([C, H, W] in [−1, 1]): ``confidence``
+    (:func:`kernel_confidence`, capped at 10), ``sparsity`` (normalised ℓ1/ℓ2 of the latent's gradients,
+    lower = sharper), ``sparsity_blurry`` (the same of ``y``) and ``support`` (pixels above 5 % of the peak)."""
+    border = kernel.shape[-1]
+    return {"confidence": min(kernel_confidence(y, kernel, latent), 10.0),
+            "sparsity": _normalised_sparsity(_luminance(latent), border),
+            "sparsity_blurry": _normalised_sparsity(_luminance(y), border),
+            "support": float((kernel > 0.05 * kernel.max()).sum())}
+
+
+def estimate_hypotheses(y: Tensor, size: int,
+                        hypotheses: tuple[tuple[str, int, dict[str, float]], ...] = HYPOTHESES) -> list[Hypothesis]:
+    """:func:`estimate_kernel` of ``y`` ([C, H, W] in [−1, 1]) under each of ``hypotheses`` (window
+    ``min(cap, size)``; the "identity" entry is the input itself), every kernel padded to ``size``."""
+    image = y[0] if y.dim() == 4 else y
+    out = []
+    for name, cap, options in hypotheses:
+        window = min(cap, size)
+        if window < 3:
+            kernel = K.pad_to(torch.ones(1, 1), size)
+            latent = image.float().clone()
+        else:
+            kernel, latent = estimate_kernel(image, window, **options)
+            kernel = K.pad_to(kernel.float().cpu(), size)
+        out.append(Hypothesis(name, kernel, latent, hypothesis_features(image, kernel, latent)))
+    return out
+
+
+def _trusted_sharpest(hypotheses: list[Hypothesis], trust: float) -> Hypothesis:
+    trusted = [h for h in hypotheses if h.features["confidence"] >= trust and h.name != "identity"]
+    if not trusted:
+        return next(h for h in hypotheses if h.name == "identity")
+    return min(trusted, key=lambda h: h.features["sparsity"])
+
+
+SELECTION_RULES = ("sparsest-trusted", "sparsest", "most-confident", "sparsest-trusted-0.8")
+
+
+def select_hypothesis(hypotheses: list[Hypothesis], rule: str = SELECTION_RULES[0]) -> Hypothesis:
+    """Pick one of ``hypotheses`` without the truth: ``sparsest`` (lowest normalised sparsity), ``most-confident``
+    (highest confidence, the identity excluded), ``sparsest-trusted[-T]`` (the sparsest of those with confidence
+    ≥ T, default 1; the identity when none is)."""
+    if rule == "sparsest":
+        return min(hypotheses, key=lambda h: h.features["sparsity"])
+    if rule == "most-confident":
+        return max((h for h in hypotheses if h.name != "identity"), key=lambda h: h.features["confidence"])
+    if rule.startswith("sparsest-trusted"):
+        trust = float(rule.rpartition("-")[2]) if rule.count("-") > 1 else 1.0
+        return _trusted_sharpest(hypotheses, trust)
+    raise ValueError(f"unknown selection rule {rule!r}; one of {', '.join(SELECTION_RULES)}")
