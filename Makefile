@@ -41,7 +41,7 @@ figures: $(STAMP)
 	$(OFFLINE) $(BIN)/python benchmarks/kernel_sizes.py
 	rm -rf docs/results/default_eval
 	$(OFFLINE) $(BIN)/python scripts/evaluate.py --data synthetic:photos --crop 256 \
-	    --modes "predictor; steps=10,average=4; steps=500" --out docs/results/default_eval \
+	    --modes "predictor; average; perceptual; perceptual_500" --out docs/results/default_eval \
 	    --sweep "steps=2,10,50 average=1,4,8" --no-wandb --precision auto
 	if [ -f $(RUN)/metrics.jsonl ]; then $(BIN)/python benchmarks/training_curve.py $(RUN) \
 	    --out benchmarks/results/dvsr_default_curve; else echo "no $(RUN)/metrics.jsonl: curve kept as is"; fi

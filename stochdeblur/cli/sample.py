@@ -3,7 +3,8 @@
     python scripts/sample.py --input blurry/ --output restored/ --checkpoint runs/x/model --mode perceptual
 
 Modes (presets of the model's ``sample`` config): ``predictor`` (0 steps), ``average`` (``sample.steps`` ×
-``sample.average``, 10 × 4: the default), ``perceptual`` (``sample.modes.perceptual``, 500 × 1). ``--steps`` and
+``sample.average``, 10 × 4: the default), ``perceptual`` (``sample.modes.perceptual``; the shipped default's: 10
+DDIM steps with η = 0.5, one sample), ``perceptual_500`` (the paper's 500 DDPM steps × 1). ``--steps`` and
 ``--average`` replace the mode's values; ``--steps N`` without ``--mode`` or ``--average`` draws one sample.
 The perception–distortion knobs of the reverse process replace the mode's (or the ``sample`` section's) too:
 ``--sampler ddpm|ddim|dpmsolver``, ``--eta`` (DDIM's η: 0 deterministic, 1 ancestral), ``--schedule
@@ -48,8 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint", type=Path, help="model directory (model.safetensors + config.json), the "
                         "name of a model shipped in stochdeblur/weights/, or 'classical' (blind deconvolution, no "
                         "network); default: the shipped DvSR model")
-    parser.add_argument("--mode", help="predictor, average (default) or perceptual, or another name in the model's "
-                        "sample.modes: a preset of steps × samples")
+    parser.add_argument("--mode", help="predictor, average (default), perceptual, perceptual_500 or another name in "
+                        "the model's sample.modes: a preset of steps × samples and sampler settings")
     parser.add_argument("--steps", type=int, help="reverse diffusion steps, replacing the mode's (without --mode or "
                         "--average: one sample of N steps)")
     parser.add_argument("--average", type=int, help="samples averaged per image, replacing the mode's")
