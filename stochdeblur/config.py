@@ -344,7 +344,7 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         _check_choice("data", "kind", self.kind, DATA_KINDS)
-        _check_choice("data", "val_kind", self.val_kind, ("", "photos"))
+        _check_choice("data", "val_kind", self.val_kind, ("", "photos", "wallpapers"))
         if self.crop_size % 8:
             raise ConfigError(f"data.crop_size={self.crop_size} must be a multiple of 8")
         if not 0.0 <= self.texture_prob <= 1.0:

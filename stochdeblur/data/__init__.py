@@ -59,12 +59,15 @@ def build_dataset(cfg: DataConfig, split: str, seed: int) -> Dataset:
     * ``val_kind="photos"``: val = the sample photos of installed packages (:mod:`stochdeblur.data.photos`)
       blurred as in the ``synthetic:photos`` benchmark (kernels ≤ 33 px, σ = 0.01), to watch the real-photo
       curve while training on synthetic data. They are monitored, never trained on.
+    * ``val_kind="wallpapers"``: val = ``val_images`` crops of the training photographs (Debian wallpapers) at
+      ``val_crop_size``, blurred from the validation seed: held-out pairs of the training distribution, to choose
+      checkpoints and settings without looking at the evaluation photos.
     """
     if split not in ("train", "val"):
         raise ValueError(f"split must be 'train' or 'val', got {split!r}")
     if split == "val" and cfg.val_kind == "photos":
         return PhotoPairs(seed=seed, crop=cfg.val_crop_size or None, return_kernel=False)
-    if cfg.kind == "synthetic":
+    if cfg.kind == "synthetic" or (split == "val" and cfg.val_kind == "wallpapers"):
         return _synthetic(cfg, split, seed)
     if split == "train":
         pairs = find_pairs(cfg.kind, cfg.root, cfg.train_split, cfg.blur_dir)
@@ -91,11 +94,14 @@ def _synthetic(cfg: DataConfig, split: str, seed: int) -> SyntheticPairs:
             texture_images=textures, texture_prob=cfg.texture_prob, photo_prob=cfg.photo_prob,
             photo_scales=cfg.photo_scales, **common
         )
+    wallpapers = cfg.val_kind == "wallpapers"
     return SyntheticPairs(
         max(1, cfg.val_images),
         cfg.val_crop_size if cfg.val_crop_size > 0 else cfg.crop_size,
-        sharp_dir=cfg.val_root or cfg.sharp_dir or None,
+        sharp_dir=None if wallpapers else cfg.val_root or cfg.sharp_dir or None,
         seed=seed + VAL_SEED_OFFSET,
+        photo_prob=1.0 if wallpapers else 0.0,
+        photo_scales=cfg.photo_scales,
         **common,
     )
 
