@@ -90,6 +90,7 @@ def estimate_hypotheses(y: Tensor, size: int,
     image = y[0] if y.dim() == 4 else y
     out = []
     for name, cap, options in hypotheses:
+        start = time.perf_counter()
         window = min(cap, size)
         if window < 3:
             kernel = K.pad_to(torch.ones(1, 1), size)
@@ -97,7 +98,8 @@ def estimate_hypotheses(y: Tensor, size: int,
         else:
             kernel, latent = estimate_kernel(image, window, **options)
             kernel = K.pad_to(kernel.float().cpu(), size)
-        out.append(Hypothesis(name, kernel, latent, hypothesis_features(image, kernel, latent)))
+        features = {**hypothesis_features(image, kernel, latent), "seconds": time.perf_counter() - start}
+        out.append(Hypothesis(name, kernel, latent, features))
     return out
 
 
@@ -155,6 +157,19 @@ def prior_sweep(lams: list[float]) -> tuple[tuple[str, int, dict[str, float]], .
     return (*((f"lam={lam:g}", 33, {"lam_pixel": lam, "lam_grad": lam}) for lam in lams), ("identity", 1, {}))
 
 
+def parse_variants(spec: str) -> tuple[tuple[str, int, dict[str, float]], ...]:
+    """``"default; mu_rate=4; iterations=3,mu_rate=4"``: one 33-px estimate per ``;``-separated list of
+    :func:`~stochdeblur.physics.blind.estimate_kernel` options (``default`` = none), plus the identity."""
+    out = []
+    for part in (p.strip() for p in spec.split(";") if p.strip()):
+        options = {} if part == "default" else {k.strip(): float(v) for k, _, v in
+                                                 (item.partition("=") for item in part.split(","))}
+        if "iterations" in options:
+            options["iterations"] = int(options["iterations"])
+        out.append((part, 33, options))
+    return (*out, ("identity", 1, {}))
+
+
 def measure(pair: dict[str, Any], window: int, hypotheses_spec=HYPOTHESES) -> dict[str, Any]:
     """Every hypothesis of one pair: PSNR, NCC, features and seconds."""
     start = time.perf_counter()
@@ -169,7 +184,8 @@ def measure(pair: dict[str, Any], window: int, hypotheses_spec=HYPOTHESES) -> di
     first = hypotheses[0]  # what baselines.blind_deconvolve does with it: mixed with the input when untrusted
     mixed = first.latent if first.features["confidence"] >= BLIND_TRUST else (
         BLIND_FALLBACK * first.latent + (1 - BLIND_FALLBACK) * pair["blur"])
-    return {"mix_fallback_gain": psnr(mixed, pair["sharp"]) - blurry,"name": pair["name"], "kernel_px": pair["kernel_px"], "generator": pair["generator"],
+    return {"mix_fallback_gain": psnr(mixed, pair["sharp"]) - blurry, "name": pair["name"],
+            "kernel_px": pair["kernel_px"], "generator": pair["generator"],
             "blurry": blurry, "seconds": seconds, "hypotheses": rows, "picks": picks}
 
 
@@ -195,13 +211,17 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [f"# Kernel hypotheses and no-reference selection ({len(rows)} {result['content']} pairs, {result['size']}²)", "",
              f"- CPU: {result['cpu']}; command: `{result['command']}`",
              f"- seconds per image for all hypotheses: {s['seconds']:.2f}", "",
-             "| hypothesis / rule | mean gain over blurry (dB) | worst (dB) |", "|---|---:|---:|"]
+             "| hypothesis / rule | mean gain over blurry (dB) | worst (dB) | kernel NCC | s / image |",
+             "|---|---:|---:|---:|---:|"]
     for name, gain in s["alone"].items():
-        worst = min(r["hypotheses"][name]["gain"] for r in rows)
-        lines.append(f"| {name} (always) | {gain:+.2f} | {worst:+.2f} |")
-    lines.append(f"| best per pair (looks at the truth) | {s['best_pick']:+.2f} | – |")
+        column = [r["hypotheses"][name] for r in rows]
+        worst = min(h["gain"] for h in column)
+        ncc_mean = np.mean([h["ncc"] for h in column])
+        secs = np.mean([h["seconds"] for h in column]) if "seconds" in column[0] else float("nan")
+        lines.append(f"| {name} (always) | {gain:+.2f} | {worst:+.2f} | {ncc_mean:.3f} | {secs:.2f} |")
+    lines.append(f"| best per pair (looks at the truth) | {s['best_pick']:+.2f} | – | – | – |")
     for rule, v in s["rules"].items():
-        lines.append(f"| {'' if ',' in rule else 'rule: '}{rule} | {v['mean']:+.2f} | {v['worst']:+.2f} |")
+        lines.append(f"| {'' if ',' in rule else 'rule: '}{rule} | {v['mean']:+.2f} | {v['worst']:+.2f} | – | – |")
     lines += ["", "Gain per pair (dB; * = the default rule's pick):", "",
               "| pair | kernel px | generator | " + " | ".join(s["alone"]) + " |",
               "|---|---:|---|" + "---:|" * len(s["alone"])]
@@ -221,6 +241,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--window", type=int, default=33, help="largest kernel window (the largest blur)")
     p.add_argument("--size", type=int, default=256, help="side of the blurry crops")
     p.add_argument("--lams", help="instead of HYPOTHESES: one estimate per L0 prior weight, e.g. 4e-3,8e-3,1.6e-2")
+    p.add_argument("--variants", help="instead of HYPOTHESES: estimate_kernel options per estimate, "
+                   "e.g. 'default; mu_rate=4; iterations=3' (accuracy vs seconds)")
     p.add_argument("--out", type=Path, default=RESULTS, help="folder for kernel_hypotheses.{json,md}")
     return p
 
@@ -229,12 +251,14 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and write the results."""
     argv_text = sys.argv[1:] if argv is None else argv
     args = parser().parse_args(argv)
-    spec = prior_sweep([float(v) for v in args.lams.split(",")]) if args.lams else HYPOTHESES
+    spec = (prior_sweep([float(v) for v in args.lams.split(",")]) if args.lams
+            else parse_variants(args.variants) if args.variants else HYPOTHESES)
     rows = [measure(pair, args.window, spec) for pair in tqdm(pairs(args.count, args.seed, args.content, args.size), desc="pairs")]
     result = {"cpu": describe_cpu(), "content": args.content, "seed": args.seed, "window": args.window, "size": args.size,
               "command": shlex.join(["python", "benchmarks/kernel_hypotheses.py", *argv_text]),
               "summary": summarise(rows), "rows": rows}
-    stem = args.out / f"kernel_hypotheses_{args.content}_seed{args.seed}{'_lams' if args.lams else ''}"
+    suffix = "_lams" if args.lams else "_variants" if args.variants else ""
+    stem = args.out / f"kernel_hypotheses_{args.content}_seed{args.seed}{suffix}"
     write_report(stem, result, markdown(result))
     print(markdown(result))
     return 0

@@ -33,6 +33,12 @@ def test_selection_rules_pick_as_documented() -> None:
         kh.select_hypothesis(hyps, "best")
 
 
+def test_variants_parse_into_estimator_options() -> None:
+    assert kh.parse_variants("default; mu_rate=4; iterations=3,mu_rate=4") == (
+        ("default", 33, {}), ("mu_rate=4", 33, {"mu_rate": 4.0}),
+        ("iterations=3,mu_rate=4", 33, {"iterations": 3, "mu_rate": 4.0}), ("identity", 1, {}))
+
+
 def test_sharp_images_are_sparser_than_blurred_ones() -> None:
     rng = np.random.default_rng(0)
     sharp = dead_leaves(80, 80, rng)
