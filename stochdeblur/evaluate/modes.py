@@ -53,7 +53,7 @@ class Mode:
 
     @property
     def rule(self) -> str:
-        """The sampler settings in words where they differ from the defaults, e.g. ``ddim eta=0.5,cosine``
+        """The sampler settings in words where they differ from the defaults, e.g. ``ddim eta=0.5,schedule=cosine``
         (the ``sampler`` column of the CSVs; ``ddpm`` for the defaults)."""
         return ",".join([self.sampler + (f" eta={self.eta:g}" if self.sampler == "ddim" else ""),
                          *_knob_parts(self)])
