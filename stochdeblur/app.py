@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from stochdeblur.cli.sample import KERNEL_ZOOM, SIGMA_COLORMAP
 from stochdeblur.config import RunConfig
 from stochdeblur.hub import CLASSICAL, load, shipped_models
-from stochdeblur.io import ImageReadError, read_image, write_image
+from stochdeblur.io import ImageReadError, read_image, to_uint8, write_image
 from stochdeblur.restorer import Restorer
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # read when gradio is imported: no telemetry calls
@@ -37,11 +37,6 @@ MAX_STEPS, MAX_AVERAGE = 1000, 16
 
 class AppError(ValueError):
     """A request the app refuses (bad upload, bad setting): shown to the visitor as a message."""
-
-
-def _to_uint8(image: Tensor) -> np.ndarray:
-    """[3, H, W] in [-1, 1] → [H, W, 3] uint8."""
-    return ((image.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
 
 
 def sigma_image(sigma: Tensor) -> np.ndarray:
@@ -118,7 +113,7 @@ class Deblurrer:
             notes.append("one sample, so no σ map (average ≥ 2 samples in a diffusion mode to see one)")
         if kernels is None:
             notes.append(f"{self.cfg.name} estimates no blur kernel")
-        return Result(_to_uint8(image), _to_uint8(restored), sigma_image(result.sigma[0]) if many else None,
+        return Result(to_uint8(image), to_uint8(restored), sigma_image(result.sigma[0]) if many else None,
                       kernel_image(kernels[0]) if kernels is not None else None, out, "; ".join(notes) + ".")
 
     def describe(self, steps: int, average: int, seed: int) -> str:

@@ -290,6 +290,11 @@ def _codes(image: Tensor, bits: int) -> Tensor:
     return torch.floor((image.float().clamp(-1.0, 1.0) + 1.0) * (top / 2.0) + 0.5)
 
 
+def to_uint8(image: Tensor) -> np.ndarray:
+    """[3, H, W] in [−1, 1] → [H, W, 3] uint8 array, the codes :func:`write_image` stores (for panels and the app)."""
+    return _codes(image.detach().float().cpu(), 8).to(torch.uint8).permute(1, 2, 0).numpy()
+
+
 def quantize(image: Tensor, bits: int = 8) -> Tensor:
     """``image`` as :func:`write_image` stores it: the codes it writes mapped back to [-1, 1], so scores of a
     quantised output match the saved file exactly.

@@ -44,7 +44,7 @@ from stochdeblur.config import ConfigError, RunConfig, TrainConfig, to_dict, to_
 from stochdeblur.data import build_dataset
 from stochdeblur.ema import EMA
 from stochdeblur.hub import WEIGHTS_NAME, load_weights_into, save_pretrained
-from stochdeblur.io import write_image
+from stochdeblur.io import to_uint8, write_image
 from stochdeblur.methods import build_method
 from stochdeblur.methods.base import Method
 from stochdeblur.utils import atomic_write_text, pick_precision
@@ -133,11 +133,6 @@ def _precision(cfg: RunConfig, device: torch.device) -> str:
         return cfg.train.mixed_precision
     launched = os.environ.get("ACCELERATE_MIXED_PRECISION", "no")
     return launched if launched in ("bf16", "fp16") else pick_precision(device, "auto")
-
-
-def _to_uint8(image: Tensor) -> np.ndarray:
-    """[3, H, W] in [-1, 1] → [H, W, 3] uint8."""
-    return ((image.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
 
 
 class Trainer:
@@ -349,7 +344,7 @@ class Trainer:
         rows = []
         for i in range(min(blur.shape[0], max(0, self.cfg.log.image_panels - have))):
             columns = (blur[i], restored[i], sharp[i]) if x_init is None else (blur[i], x_init[i], restored[i], sharp[i])
-            rows.append(np.concatenate([_to_uint8(t) for t in columns], axis=1))
+            rows.append(np.concatenate([to_uint8(t) for t in columns], axis=1))
         return rows
 
     def _log_panels(self, step: int, rows: list[np.ndarray]) -> None:

@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image, ImageOps
 
-from stochdeblur.io import ImageReadError, image_size, list_images, read_image, write_image
+from stochdeblur.io import ImageReadError, image_size, list_images, read_image, to_uint8, write_image
 from stochdeblur.utils import atomic_dir, atomic_write_text
 
 
@@ -208,3 +208,11 @@ def test_atomic_outputs_get_the_usual_permissions_not_private_ones(tmp_path: Pat
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o644
     assert stat.S_IMODE((tmp_path / "folder").stat().st_mode) == 0o755
+
+
+def test_to_uint8_gives_the_codes_write_image_stores(tmp_path: Path) -> None:
+    image = torch.rand(3, 5, 7, generator=torch.Generator().manual_seed(0)) * 2.2 - 1.1  # some values out of range
+    write_image(tmp_path / "a.png", image)
+    array = to_uint8(image)
+    assert array.dtype == np.uint8 and array.shape == (5, 7, 3)
+    assert np.array_equal(array, np.asarray(Image.open(tmp_path / "a.png").convert("RGB")))
