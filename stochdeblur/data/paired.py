@@ -280,6 +280,10 @@ class PairedDataset(Dataset):
         """Select the epoch whose crops/augmentations are returned."""
         self.epoch = int(epoch)
 
+    def item_name(self, index: int) -> str:
+        """The name of pair ``index``, without reading its images."""
+        return self.pairs[index].name
+
     def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
         pair = self.pairs[index]
         blur, sharp = read_image(pair.blur), read_image(pair.sharp)

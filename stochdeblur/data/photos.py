@@ -97,6 +97,10 @@ class PhotoPairs(Dataset):
     def __len__(self) -> int:
         return len(self.names)
 
+    def item_name(self, index: int) -> str:
+        """The name of photo ``index``, without loading it."""
+        return self.names[index]
+
     def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
         name = self.names[index]
         rng = np.random.default_rng([self.seed, index])

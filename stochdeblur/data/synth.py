@@ -599,8 +599,11 @@ class SyntheticPairs(Dataset):
         sigma = float(rng.uniform(0.0, self.noise_max)) if self.noise_max > 0 else 0.0
         quality = int(rng.integers(40, 96)) if rng.uniform() < self.jpeg_prob else None
         blur, target = degrade(sharp, kernel, rng, noise_sigma=sigma, jpeg_quality=quality)
-        name = f"synth_s{self.seed}_e{self.epoch}_{index:07d}"
-        return SyntheticSample(blur, target, kernel, sigma, quality, name, source)
+        return SyntheticSample(blur, target, kernel, sigma, quality, self.item_name(index), source)
+
+    def item_name(self, index: int) -> str:
+        """The name of item ``index`` (this epoch's), without rendering it."""
+        return f"synth_s{self.seed}_e{self.epoch}_{index:07d}"
 
     def _sharp(self, index: int, size: int, rng: np.random.Generator) -> tuple[np.ndarray, str]:
         if not self.files:

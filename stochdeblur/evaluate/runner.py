@@ -139,20 +139,9 @@ class _Item:
 
 def _select(dataset, limit: int | None) -> list[_Item]:
     count = len(dataset) if limit is None else min(limit, len(dataset))
-    items = [_Item(i, _name_of(dataset, i)) for i in range(count)]
+    items = [_Item(i, dataset.item_name(i)) for i in range(count)]
     check_unique([item.name for item in items], "image name")
     return items
-
-
-def _name_of(dataset, index: int) -> str:
-    """The item's name without loading its images where the dataset lists them (``names`` or ``pairs``)."""
-    names = getattr(dataset, "names", None)
-    if isinstance(names, Sequence) and len(names) == len(dataset):
-        return str(names[index])
-    pairs = getattr(dataset, "pairs", None)
-    if isinstance(pairs, Sequence) and len(pairs) == len(dataset) and hasattr(pairs[index], "name"):
-        return str(pairs[index].name)
-    return str(dataset[index].get("name", f"{index:06d}"))
 
 
 def _plan(models: Sequence[tuple[str, nn.Module]], modes: Sequence[Mode]) -> list[tuple[str, nn.Module, Mode]]:
@@ -247,7 +236,8 @@ def evaluate(models: Sequence[tuple[str, nn.Module]], dataset, modes: Sequence[M
 
     Args:
         models: ``(label, method)`` pairs; methods follow ``methods/base.py`` (GANs run once, as "predictor").
-        dataset: items ``{"blur", "sharp", "name"}`` in [-1, 1] (e.g. ``PairedDataset``, ``PhotoPairs``).
+        dataset: items ``{"blur", "sharp", "name"}`` in [-1, 1] and ``item_name(i)`` (the name without loading the
+            item): ``PairedDataset``, ``PhotoPairs``, ``SyntheticPairs``.
         modes: inference settings, e.g. ``parse_modes("predictor; steps=10,average=4; steps=500")``.
         out_dir: output directory; re-running with the same arguments resumes (the same weights per label:
             other weights under a known label raise :class:`EvaluationError`).
