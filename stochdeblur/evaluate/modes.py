@@ -126,8 +126,7 @@ class SamplerGrid:
                                                                        self.alpha_bar_end):
             for average in self.average:
                 for steps in self.steps:
-                    mode = Mode.from_preset(ModePreset(steps, average, sampler, eta if sampler == "ddim" else 0.0,
-                                                       schedule, alpha_bar_end))
+                    mode = Mode.from_preset(ModePreset(steps, average, sampler, eta, schedule, alpha_bar_end))
                     out.setdefault(mode.label, mode)
         return list(out.values())
 
