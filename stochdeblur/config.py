@@ -341,9 +341,16 @@ class DataConfig:
     # camera-shake kernel families, drawn uniformly per item: "boracchi" (DeblurGAN-v1 random trajectories),
     # "gp" (Gaussian-process trajectories, stochdeblur.data.synth.gp_motion_kernel)
     kernel_generators: list[str] = field(default_factory=lambda: ["boracchi"])
+    # training items repeat every this many epochs (0 = fresh items every epoch); with extras_cache, the
+    # per-item work a method adds (the classical kernel estimate of predictor.train_kernel=estimated) is made
+    # once per item and read back afterwards (one safetensors file per item in that folder)
+    distinct_epochs: int = 0
+    extras_cache: str = ""
 
     def __post_init__(self) -> None:
         _check_choice("data", "kind", self.kind, DATA_KINDS)
+        if self.distinct_epochs < 0:
+            raise ConfigError(f"data.distinct_epochs={self.distinct_epochs} must be >= 0")
         _check_choice("data", "val_kind", self.val_kind, ("", "photos", "wallpapers"))
         if self.crop_size % 8:
             raise ConfigError(f"data.crop_size={self.crop_size} must be a multiple of 8")
@@ -390,6 +397,9 @@ class TrainConfig:
     # with init_from: start only these submodules from it (prefixes of the state dict, e.g. [denoiser] to take
     # the residual denoiser f of a model with the same f while g starts fresh); empty = the whole model
     init_modules: list[str] = field(default_factory=list)
+    # submodules (prefixes of the state dict, e.g. [predictor]) kept as they are: no gradient, not optimised —
+    # to train f alone on a fixed g
+    freeze: list[str] = field(default_factory=list)
     # NHWC layout for the model's conv weights and every batch: 1.3x faster training steps on a CPU
     # (oneDNN), also the fast layout for tensor cores. Checkpoints and exports are layout-free.
     channels_last: bool = True

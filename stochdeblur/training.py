@@ -82,7 +82,25 @@ def initial_method(cfg: RunConfig) -> Method:
         method = build_method(cfg)
     if cfg.train.init_from:
         load_weights_into(method, cfg.train.init_from, cfg.train.init_modules)
+    freeze(method, cfg.train.freeze)
     return method
+
+
+def freeze(method: Method, prefixes: list[str]) -> None:
+    """Stop the parameters under each of ``prefixes`` (``train.freeze``) from learning: no gradient, and the
+    trainer leaves them out of the optimizers.
+
+    Raises:
+        ConfigError: a prefix names no parameter (a typo would otherwise train everything silently).
+    """
+    names = [name for name, _ in method.named_parameters()]
+    for prefix in prefixes:
+        if not any(name == prefix or name.startswith(f"{prefix}.") for name in names):
+            raise ConfigError(f"train.freeze: {prefix!r} names no parameter of the model (its top-level modules: "
+                              f"{sorted({n.split('.')[0] for n in names})})")
+    for name, param in method.named_parameters():
+        if any(name == prefix or name.startswith(f"{prefix}.") for prefix in prefixes):
+            param.requires_grad_(False)
 
 
 class EpochDataset(Protocol):
@@ -158,7 +176,9 @@ class Trainer:
                 print(f"note: {note}")
         set_seed(cfg.train.seed + acc.process_index)  # per-rank global RNGs, for methods that draw from them
         self.base_lrs = {name: group.lr for name, group in groups.items()}
-        self.groups = {name: group.params for name, group in groups.items()}
+        self.groups = {name: [p for p in group.params if p.requires_grad] for name, group in groups.items()}
+        if empty := [name for name, params in self.groups.items() if not params]:
+            raise ConfigError(f"train.freeze leaves nothing to train in optimizer group(s) {empty}")
         t = cfg.train
         optimizers = [torch.optim.AdamW(params, lr=self.base_lrs[name], betas=tuple(t.betas),
                                         weight_decay=t.weight_decay) for name, params in self.groups.items()]
@@ -170,7 +190,9 @@ class Trainer:
         self.ema, self.state = EMA(self.unwrapped, cfg.train.ema_decay, cfg.train.ema_start), checkpointing.TrainState()
         acc.register_for_checkpointing(self.ema, self.state)
         self.noise = torch.Generator(device=acc.device)
-        self.data = ShardedBatches(method.training_dataset(build_dataset(cfg.data, "train", cfg.train.seed)),
+        items = method.training_dataset(build_dataset(cfg.data, "train", cfg.train.seed),
+                                        cache_dir=cfg.data.extras_cache or None)
+        self.data = ShardedBatches(items,
                                    cfg.data.batch_size,
                                    cfg.train.seed, acc.process_index, acc.num_processes, cfg.data.num_workers,
                                    pin_memory=acc.device.type == "cuda")

@@ -5,9 +5,15 @@ Synthetic pairs also carry their true ``"kernel"`` (zero-padded to a common odd 
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor
 from torch.utils.data import Dataset
 
 from stochdeblur.config import DataConfig
@@ -18,7 +24,7 @@ from stochdeblur.data.textures import load_training_images
 
 VAL_SEED_OFFSET = 1_000_003  # validation pairs come from other seeds than any training item of the run
 
-__all__ = ["LayoutError", "PairedDataset", "SyntheticPairs", "WithExtras", "build_dataset"]
+__all__ = ["CycledEpochs", "LayoutError", "PairedDataset", "SyntheticPairs", "WithExtras", "build_dataset"]
 
 
 class WithExtras(Dataset):
@@ -27,10 +33,19 @@ class WithExtras(Dataset):
     A method declares per-item work that belongs beside the data loading rather than in the training step (the
     classical kernel estimate of each blurry crop: CPU-bound, no gradient) through ``Method.training_dataset``.
     ``set_epoch`` is passed through, so items stay a pure function of (seed, epoch, index).
+
+    With ``cache_dir`` the extras of each item are kept there (one safetensors file per item, written
+    atomically) and read back when the same item comes again — with ``data.distinct_epochs`` the items repeat,
+    so after the first pass the estimates cost nothing. The file is keyed by a hash of the item's tensors and of
+    ``repr(extras)``, so a changed item or extras setting never reads a stale entry.
     """
 
-    def __init__(self, dataset: SyntheticPairs | PairedDataset, extras: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+    def __init__(self, dataset: SyntheticPairs | PairedDataset | CycledEpochs,
+                 extras: Callable[[dict[str, Any]], dict[str, Tensor]], cache_dir: str | Path | None = None) -> None:
         self.dataset, self.extras = dataset, extras
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+        if self.cache_dir is not None:
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -39,9 +54,47 @@ class WithExtras(Dataset):
         """Select the wrapped training dataset's epoch (``SyntheticPairs``, ``PairedDataset``)."""
         self.dataset.set_epoch(epoch)
 
+    def _key(self, item: dict[str, Any]) -> str:
+        digest = hashlib.sha1(repr(self.extras).encode())
+        for name in sorted(item):
+            value = item[name]
+            if isinstance(value, Tensor):
+                digest.update(name.encode())
+                digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+        return digest.hexdigest()[:24]
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         item = self.dataset[index]
-        return {**item, **self.extras(item)}
+        if self.cache_dir is None:
+            return {**item, **self.extras(item)}
+        path = self.cache_dir / f"{self._key(item)}.safetensors"
+        if path.is_file():
+            return {**item, **load_file(path)}
+        extras = self.extras(item)
+        partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        save_file({name: torch.as_tensor(value).contiguous() for name, value in extras.items()}, partial)
+        os.replace(partial, path)
+        return {**item, **extras}
+
+
+class CycledEpochs(Dataset):
+    """``dataset`` whose items repeat every ``period`` epochs: epoch ``e`` gives the items of epoch
+    ``e mod period`` (``data.distinct_epochs``), so per-item work cached by :class:`WithExtras` is reused."""
+
+    def __init__(self, dataset: SyntheticPairs | PairedDataset, period: int) -> None:
+        if period < 1:
+            raise ValueError(f"period must be >= 1, got {period}")
+        self.dataset, self.period = dataset, int(period)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.dataset[index]
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select epoch ``epoch mod period`` of the wrapped dataset."""
+        self.dataset.set_epoch(epoch % self.period)
 
 
 def build_dataset(cfg: DataConfig, split: str, seed: int) -> Dataset:
@@ -62,6 +115,8 @@ def build_dataset(cfg: DataConfig, split: str, seed: int) -> Dataset:
     * ``val_kind="wallpapers"``: val = ``val_images`` crops of the training photographs (Debian wallpapers) at
       ``val_crop_size``, blurred from the validation seed: held-out pairs of the training distribution, to choose
       checkpoints and settings without looking at the evaluation photos.
+    * ``distinct_epochs`` > 0: the training items repeat every that many epochs (:class:`CycledEpochs`), so
+      the per-item extras a method adds can be cached (``data.extras_cache``, :class:`WithExtras`).
     """
     if split not in ("train", "val"):
         raise ValueError(f"split must be 'train' or 'val', got {split!r}")
@@ -71,7 +126,7 @@ def build_dataset(cfg: DataConfig, split: str, seed: int) -> Dataset:
         return _synthetic(cfg, split, seed)
     if split == "train":
         pairs = find_pairs(cfg.kind, cfg.root, cfg.train_split, cfg.blur_dir)
-        return PairedDataset(pairs, cfg.crop_size, augment=True, seed=seed)
+        return _cycled(cfg, PairedDataset(pairs, cfg.crop_size, augment=True, seed=seed))
     pairs = _evenly_spaced(
         find_pairs(cfg.kind, cfg.val_root or cfg.root, cfg.val_split, cfg.blur_dir), cfg.val_images
     )
@@ -79,7 +134,12 @@ def build_dataset(cfg: DataConfig, split: str, seed: int) -> Dataset:
     return PairedDataset(pairs, crop, augment=False, seed=seed, center=True)
 
 
-def _synthetic(cfg: DataConfig, split: str, seed: int) -> SyntheticPairs:
+def _cycled(cfg: DataConfig, dataset: SyntheticPairs | PairedDataset) -> SyntheticPairs | PairedDataset | CycledEpochs:
+    """The training set, its items repeating every ``cfg.distinct_epochs`` epochs when that is set."""
+    return CycledEpochs(dataset, cfg.distinct_epochs) if cfg.distinct_epochs > 0 else dataset
+
+
+def _synthetic(cfg: DataConfig, split: str, seed: int) -> SyntheticPairs | CycledEpochs:
     common = {
         "kernel_size_min": cfg.kernel_size_min,
         "kernel_size_max": cfg.kernel_size_max,
@@ -89,11 +149,11 @@ def _synthetic(cfg: DataConfig, split: str, seed: int) -> SyntheticPairs:
     }
     if split == "train":
         textures = list(load_training_images().values()) if cfg.texture_prob > 0 else []
-        return SyntheticPairs(
+        return _cycled(cfg, SyntheticPairs(
             cfg.synthetic_length, cfg.crop_size, sharp_dir=cfg.sharp_dir or None, seed=seed,
             texture_images=textures, texture_prob=cfg.texture_prob, photo_prob=cfg.photo_prob,
             photo_scales=cfg.photo_scales, **common
-        )
+        ))
     wallpapers = cfg.val_kind == "wallpapers"
     return SyntheticPairs(
         max(1, cfg.val_images),

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 import torch
@@ -80,9 +81,10 @@ class Method(nn.Module, ABC):
         """
         return []
 
-    def training_dataset(self, dataset: Dataset) -> Dataset:
+    def training_dataset(self, dataset: Dataset, cache_dir: str | Path | None = None) -> Dataset:
         """The training items the method learns from, given the config's dataset (default: that dataset); a method
-        whose step needs per-item work done in the data workers wraps it (``data.WithExtras``)."""
+        whose step needs per-item work done in the data workers wraps it (``data.WithExtras``), keeping that
+        work in ``cache_dir`` when given (``data.extras_cache``)."""
         return dataset
 
     def on_step(self, step: int) -> None:

@@ -10,6 +10,8 @@ their per-pixel spread.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -85,12 +87,12 @@ class DvSR(Method):
                    item_estimates=cfg.predictor.kernel_source == "classical" and cfg.predictor.train_kernel == "estimated",
                    modes=cfg.sample.presets(), lr=cfg.train.lr)
 
-    def training_dataset(self, dataset: Dataset) -> Dataset:
+    def training_dataset(self, dataset: Dataset, cache_dir: str | Path | None = None) -> Dataset:
         """With ``item_estimates``, each item gains its classical estimate's deconvolution, made in the data
-        workers; otherwise the dataset as it is."""
+        workers (and kept in ``cache_dir`` when given); otherwise the dataset as it is."""
         if not self.item_estimates:
             return dataset
-        return WithExtras(dataset, ClassicalDeconvolution(self.predictor.kernel_size))
+        return WithExtras(dataset, ClassicalDeconvolution(self.predictor.kernel_size), cache_dir)
 
     def optimizer_groups(self) -> dict[str, OptimizerGroup]:
         """One group: g and f are optimised together by the joint objective."""
