@@ -38,7 +38,7 @@ from stochdeblur.metrics import psnr
 from stochdeblur.physics import kernels as K
 from stochdeblur.physics.blind import estimate_kernel, kernel_confidence
 from stochdeblur.physics.kernels import ncc
-from stochdeblur.physics.operators import luminance
+from stochdeblur.physics.operators import unit_luminance
 from stochdeblur.utils import describe_cpu, write_report
 
 RESULTS = Path(__file__).parent / "results"
@@ -78,8 +78,8 @@ def hypothesis_features(y: Tensor, kernel: Tensor, latent: Tensor) -> dict[str, 
     lower = sharper), ``sparsity_blurry`` (the same of ``y``) and ``support`` (pixels above 5 % of the peak)."""
     border = kernel.shape[-1]
     return {"confidence": min(kernel_confidence(y, kernel, latent), 10.0),
-            "sparsity": _normalised_sparsity(_gray(latent), border),
-            "sparsity_blurry": _normalised_sparsity(_gray(y), border),
+            "sparsity": _normalised_sparsity(unit_luminance(latent), border),
+            "sparsity_blurry": _normalised_sparsity(unit_luminance(y), border),
             "support": float((kernel > 0.05 * kernel.max()).sum())}
 
 
@@ -127,10 +127,6 @@ def select_hypothesis(hypotheses: list[Hypothesis], rule: str = SELECTION_RULES[
     raise ValueError(f"unknown selection rule {rule!r}; one of {', '.join(SELECTION_RULES)}")
 
 
-
-def _gray(y: Tensor) -> Tensor:
-    """[C, H, W] in [−1, 1] → [H, W] luminance in [0, 1]."""
-    return luminance((y.float() + 1.0) * 0.5)[0]
 
 def pairs(count: int, seed: int, content: str, size: int = 256) -> list[dict[str, Any]]:
     """``count`` pairs of blur/sharp [3, size, size] in [−1, 1] with their true kernel (7–33 px, both generators)."""

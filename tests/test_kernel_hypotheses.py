@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import kernel_hypotheses as kh  # noqa: E402
 
 from stochdeblur.data.synth import dead_leaves, degrade, motion_kernel  # noqa: E402
+from stochdeblur.physics.operators import unit_luminance  # noqa: E402
 
 
 def _hypothesis(name: str, confidence: float, sparsity: float) -> kh.Hypothesis:
@@ -43,7 +44,7 @@ def test_sharp_images_are_sparser_than_blurred_ones() -> None:
     rng = np.random.default_rng(0)
     sharp = dead_leaves(80, 80, rng)
     blur, target = degrade(sharp, motion_kernel(17, rng), rng, noise_sigma=0.01)
-    gray = lambda a: kh._gray(torch.from_numpy(a.transpose(2, 0, 1).copy()) * 2 - 1)  # noqa: E731
+    gray = lambda a: unit_luminance(torch.from_numpy(a.transpose(2, 0, 1).copy()) * 2 - 1)  # noqa: E731
     assert kh._normalised_sparsity(gray(target), 4) < kh._normalised_sparsity(gray(blur), 4) - 0.05
 
 

@@ -12,6 +12,7 @@ from stochdeblur.data.synth import dead_leaves, degrade, motion_kernel
 from stochdeblur.metrics import psnr
 from stochdeblur.physics import blind, deconvolve
 from stochdeblur.physics import kernels as K
+from stochdeblur.physics.operators import unit_luminance
 
 
 def _pair(seed: int, ksize: int, side: int) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
@@ -56,9 +57,9 @@ def test_kernel_step_is_least_squares_on_the_observed_pixels() -> None:
     kernel, support = motion_kernel(13, rng), dead_leaves(76, 76, rng, texture=True)
     blur, _ = degrade(support, kernel, rng, noise_sigma=0.01)
     blur = torch.from_numpy(blur.transpose(2, 0, 1).copy()) * 2 - 1
-    level = blind._level(blind._luminance(blur), 13)
+    level = blind._level(unit_luminance(blur), 13)
     latent = torch.zeros(level.frame)
-    latent[:76, :76] = blind._luminance(torch.from_numpy(support.transpose(2, 0, 1).copy()) * 2 - 1)
+    latent[:76, :76] = unit_luminance(torch.from_numpy(support.transpose(2, 0, 1).copy()) * 2 - 1)
     step = K.normalize(blind._kernel(level, latent, 1e-3))
     assert K.ncc(step, torch.from_numpy(kernel), max_shift=0) > 0.97
 

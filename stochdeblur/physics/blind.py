@@ -48,7 +48,7 @@ from torch import Tensor
 
 from stochdeblur.physics import kernels as K
 from stochdeblur.physics.nonblind import deconvolve, fft_size
-from stochdeblur.physics.operators import blur_valid, crop_offset, luminance, psf2otf
+from stochdeblur.physics.operators import blur_valid, crop_offset, psf2otf, unit_luminance
 
 QUANTIZATION_NOISE = 1.0 / (255.0 * math.sqrt(12.0))  # std of 8-bit rounding: the noise estimate's floor
 
@@ -79,11 +79,6 @@ def _one_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(threads)
-
-
-def _luminance(y: Tensor) -> Tensor:
-    """[C, H, W] in [−1, 1] → [H, W] in [0, 1] (Rec. 601 luma for RGB, the channel mean otherwise)."""
-    return luminance((y.float() + 1.0) * 0.5)[0]
 
 
 def _gradients(x: Tensor) -> tuple[Tensor, Tensor]:
@@ -271,7 +266,7 @@ def estimate_kernel(
         raise ValueError("need lam_grad, lam_min, gamma > 0, lam_pixel >= 0 and iterations >= 1")
     if min(beta_rate, mu_rate) <= 1 or not 0 < ratio < 1:
         raise ValueError(f"need beta_rate, mu_rate > 1, 0 < ratio < 1; got {beta_rate}, {mu_rate}, {ratio}")
-    gray = _luminance(image.detach().cpu())
+    gray = unit_luminance(image.detach().cpu())
     h, w = gray.shape
     kernel, previous = None, h
     with _one_thread():
@@ -303,7 +298,7 @@ def estimate_kernel(
 def noise_level(y: Tensor) -> float:
     """Noise std of ``y`` ([C, H, W] in [−1, 1]) in [0, 1] units: median absolute diagonal Haar detail of the
     luminance / 0.6745 (Donoho & Johnstone 1994), floored at the 8-bit rounding noise."""
-    gray = _luminance(y.detach())
+    gray = unit_luminance(y.detach())
     detail = (gray[1:, 1:] - gray[1:, :-1] - gray[:-1, 1:] + gray[:-1, :-1]) * 0.5
     return max(float(detail.abs().median()) / 0.6745, QUANTIZATION_NOISE)
 
@@ -327,6 +322,6 @@ def kernel_confidence(y: Tensor, kernel: Tensor, latent: Tensor) -> float:
     top = crop_offset(kernel.shape[-1])
     reblur = blur_valid(latent[None].float(), kernel.float().to(latent.device))[0]
     observed = y[:, top:top + reblur.shape[-2], top:top + reblur.shape[-1]]
-    residual = _luminance(reblur) - _luminance(observed.float())
+    residual = unit_luminance(reblur) - unit_luminance(observed.float())
     return noise_level(y) / max(float(residual.pow(2).mean().sqrt()), 1e-12)
 

@@ -48,6 +48,11 @@ def luminance(image: Tensor) -> Tensor:
     return (image * weights).sum(dim=-3, keepdim=True)
 
 
+def unit_luminance(image: Tensor) -> Tensor:
+    """``[C, H, W]`` in [−1, 1] → ``[H, W]`` luminance in [0, 1] (the units of the blind estimator's λ)."""
+    return luminance((image.float() + 1.0) * 0.5)[0]
+
+
 def batch_kernels(kernel: Tensor, batch: int) -> Tensor:
     """``[k, k]`` or ``[B, k, k]`` → ``[B, k, k]`` (a single kernel is shared by the batch)."""
     if kernel.dim() == 2:
