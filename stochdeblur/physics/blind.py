@@ -69,12 +69,16 @@ class _Level:
 
 
 @contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    """Run torch ops single-threaded inside (process-wide, restored after). The estimation is thousands of
-    small FFTs and element-wise ops, which intra-op threads do not speed up: on the shared 2-core machine a
-    176² estimate took 1.2 s with one thread and 15–28 s with two."""
+def _threads(count: int | None) -> Iterator[None]:
+    """Run torch ops with ``count`` threads inside (process-wide, restored after; None: leave them). The
+    estimation is thousands of small FFTs and element-wise ops, which intra-op threads do not speed up: on the
+    shared 2-core machine a 176² estimate took 1.2 s with one thread and 15–28 s with two; on an idle one a
+    256² estimate took 2.0 s with one and 2.2 s with two (``benchmarks/default_cost.py``)."""
+    if count is None:
+        yield
+        return
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(count)
     try:
         yield
     finally:
@@ -232,6 +236,7 @@ def estimate_kernel(
     component_mass: float = 0.1,
     ratio: float = 1.0 / math.sqrt(2.0),
     coarsest: int = 5,
+    threads: int | None = 1,
 ) -> tuple[Tensor, Tensor]:
     """Blind estimate of a uniform blur kernel and the image deconvolved with it (Pan et al.; see the module).
 
@@ -252,6 +257,7 @@ def estimate_kernel(
         threshold, component_mass: kernel pruning after every kernel step (values below ``threshold × max``,
             8-connected components holding less than ``component_mass`` of the mass).
         ratio, coarsest: pyramid ratio between levels and the smallest kernel side it goes down to.
+        threads: torch threads while estimating (1, the fastest measured; None: the process's setting).
 
     Returns:
         ``(kernel, latent)``: kernel ``[size, size]``, non-negative, sum 1, centre of mass on ``size // 2``
@@ -264,12 +270,14 @@ def estimate_kernel(
         raise ValueError(f"kernel size must be in [3, {min(image.shape[-2:])}], got {size}")
     if min(lam_grad, lam_min, gamma) <= 0 or lam_pixel < 0 or iterations < 1:
         raise ValueError("need lam_grad, lam_min, gamma > 0, lam_pixel >= 0 and iterations >= 1")
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads must be >= 1 or None, got {threads}")
     if min(beta_rate, mu_rate) <= 1 or not 0 < ratio < 1:
         raise ValueError(f"need beta_rate, mu_rate > 1, 0 < ratio < 1; got {beta_rate}, {mu_rate}, {ratio}")
     gray = unit_luminance(image.detach().cpu())
     h, w = gray.shape
     kernel, previous = None, h
-    with _one_thread():
+    with _threads(threads):
         for side, factor in _pyramid(size, ratio, coarsest):
             # 1. this level's image, and the kernel brought to it
             shape = (max(round(h * factor), side), max(round(w * factor), side))
