@@ -73,7 +73,7 @@ def _threads(count: int | None) -> Iterator[None]:
     """Run torch ops with ``count`` threads inside (process-wide, restored after; None: leave them). The
     estimation is thousands of small FFTs and element-wise ops, which intra-op threads do not speed up: on the
     shared 2-core machine a 176² estimate took 1.2 s with one thread and 15–28 s with two; on an idle one a
-    256² estimate took 2.0 s with one and 2.2 s with two (``benchmarks/default_cost.py``)."""
+    256² estimate took 2.1 s with one and 2.2 s with two (``benchmarks/default_cost.py``)."""
     if count is None:
         yield
         return
