@@ -22,11 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from kernel_refit import load_classical_kernel_aware
 
 from stochdeblur.baselines import blind_deconvolve
 from stochdeblur.data.photos import PhotoPairs
-from stochdeblur.hub import load
-from stochdeblur.models.kernel_aware import KernelAwarePredictor
 from stochdeblur.physics.blind import estimate_kernel
 from stochdeblur.restorer import Restorer
 from stochdeblur.utils import autocast, describe_cpu, write_report
@@ -93,13 +92,11 @@ def main(argv: list[str] | None = None) -> int:
     """Measure and write the report; returns the exit code (2 for another kind of model)."""
     argv_text = sys.argv[1:] if argv is None else argv
     args = parser().parse_args(argv)
-    model, cfg = load(args.checkpoint, "cpu")
-    predictor = getattr(model, "predictor", None)
-    if not isinstance(predictor, KernelAwarePredictor) or predictor.kernel_source != "classical":
-        print(f"error: {args.checkpoint} is not a DvSR model with the classical kernel-aware predictor",
-              file=sys.stderr)
+    try:
+        model, cfg, predictor = load_classical_kernel_aware(args.checkpoint)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
-    model.eval()
     restorer = Restorer(model, cfg, device="cpu", precision="auto")
     blur = PhotoPairs(seed=0, crop=args.size, return_kernel=False)[0]["blur"]
     size = min(predictor.kernel_size, *blur.shape[-2:])

@@ -42,6 +42,20 @@ RESULTS = Path(__file__).parent / "results"
 DEFAULT_SET = ("data.val_kind=wallpapers", "data.val_images=12", "data.val_crop_size=256")
 
 
+def load_classical_kernel_aware(checkpoint: str) -> tuple[torch.nn.Module, Any, KernelAwarePredictor]:
+    """(model in eval mode, its run config, its predictor) of a DvSR model whose predictor is kernel-aware with the
+    classical kernel source, like the shipped default.
+
+    Raises:
+        ValueError: any other model (one line naming it).
+    """
+    model, cfg = load(checkpoint, "cpu")
+    predictor = getattr(model, "predictor", None)
+    if not isinstance(predictor, KernelAwarePredictor) or predictor.kernel_source != "classical":
+        raise ValueError(f"{checkpoint} has no kernel-aware predictor with the classical kernel source")
+    return model.eval(), cfg, predictor
+
+
 def refit_rounds(predictor: KernelAwarePredictor, blur: Tensor, rounds: int,
                  reg: float = 1e-2) -> list[dict[str, Tensor]]:
     """g on ``blur`` ([1,3,H,W] in [−1, 1]), then ``rounds`` re-fits: per round its kernel [1,k,k], its
@@ -97,13 +111,11 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --rounds must be >= 1", file=sys.stderr)
         return 2
     cfg = load_config(args.config, args.set)
-    model, _ = load(args.checkpoint, "cpu")
-    predictor = getattr(model, "predictor", None)
-    if not isinstance(predictor, KernelAwarePredictor) or predictor.kernel_source != "classical":
-        print(f"error: {args.checkpoint} has no kernel-aware predictor with the classical kernel source",
-              file=sys.stderr)
+    try:
+        _, _, predictor = load_classical_kernel_aware(args.checkpoint)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
-    model.eval()
     dataset = build_dataset(cfg.data, "val", cfg.train.seed)
     pairs = []
     start = time.perf_counter()

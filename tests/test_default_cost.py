@@ -37,4 +37,4 @@ def test_report_splits_the_averaging_seconds(tmp_path: Path, capsys) -> None:
     assert result["evaluations"] == 40 and set(result["denoiser"]) == {"1", "2", "4"}
     assert "averaging − predictor" in (tmp_path / "default_cost.md").read_text()
     assert dc.main(["--checkpoint", "classical", "--out", str(tmp_path)]) == 2
-    assert "classical kernel-aware predictor" in capsys.readouterr().err
+    assert "classical kernel source" in capsys.readouterr().err
