@@ -76,6 +76,11 @@ def _gradients(x: Tensor) -> tuple[Tensor, Tensor]:
     return torch.roll(x, -1, dims=-2) - x, torch.roll(x, -1, dims=-1) - x
 
 
+def _gradients_adjoint(gy: Tensor, gx: Tensor) -> Tensor:
+    """The adjoint of :func:`_gradients` (a negative divergence): what ``conj(OTF)`` of each filter does."""
+    return torch.roll(gy, 1, dims=-2) - gy + torch.roll(gx, 1, dims=-1) - gx
+
+
 def _gradient_otfs(shape: tuple[int, int], dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor]:
     dy = torch.zeros(shape, dtype=dtype, device=device)
     dx = torch.zeros(shape, dtype=dtype, device=device)
@@ -176,10 +181,12 @@ def deconvolve(
     v, (wy, wx) = data + (1.0 - observed) * x, _gradients(x)
     uv, uy, ux = torch.zeros_like(x), torch.zeros_like(x), torch.zeros_like(x)
     for _ in range(iterations):
-        numerator = mu * otf.conj() * torch.fft.rfft2(v - uv) + beta * (
-            dy_otf.conj() * torch.fft.rfft2(wy - uy) + dx_otf.conj() * torch.fft.rfft2(wx - ux))
-        x = torch.fft.irfft2(numerator / denominator, s=frame)
-        kx = torch.fft.irfft2(torch.fft.rfft2(x) * otf, s=frame)
+        # x-step in 4 real FFTs: the gradient terms are summed in image space (their adjoint, a divergence)
+        # before one transform, and K x is read off x's own spectrum.
+        spectrum = (mu * otf.conj() * torch.fft.rfft2(v - uv)
+                    + beta * torch.fft.rfft2(_gradients_adjoint(wy - uy, wx - ux))) / denominator
+        x = torch.fft.irfft2(spectrum, s=frame)
+        kx = torch.fft.irfft2(spectrum * otf, s=frame)
         gy, gx = _gradients(x)
         v = (observed * data + mu * (kx + uv)) / (observed + mu)
         wy, wx = shrink(gy + uy, lam / beta, p), shrink(gx + ux, lam / beta, p)
