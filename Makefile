@@ -41,6 +41,9 @@ figures: $(STAMP)
 	$(OFFLINE) $(BIN)/python benchmarks/blind_kernel.py
 	$(OFFLINE) $(BIN)/python benchmarks/default_model.py
 	$(OFFLINE) $(BIN)/python benchmarks/kernel_sizes.py
+	$(OFFLINE) $(BIN)/python benchmarks/validation_set.py --config configs/dvsr_kernel_aware.yaml \
+	    --set data.crop_size=256 data.batch_size=4 data.val_kind=wallpapers data.val_images=12 \
+	    --out benchmarks/results/validation_wallpapers/default
 	rm -rf docs/results/default_eval
 	$(OFFLINE) $(BIN)/python scripts/evaluate.py --data synthetic:photos --crop 256 \
 	    --modes "predictor; average; perceptual; perceptual_500" --out docs/results/default_eval \

@@ -64,6 +64,30 @@ def test_kernel_step_is_least_squares_on_the_observed_pixels() -> None:
     assert K.ncc(step, torch.from_numpy(kernel), max_shift=0) > 0.97
 
 
+def test_salient_edges_prefer_a_long_edge_to_fine_texture() -> None:
+    """Xu & Jia's r-map: gradients that cancel within the window (noise-like texture) are left out, a straight
+    edge is kept, and the mask holds at least the share of observed pixels asked for."""
+    gen = torch.Generator().manual_seed(0)
+    gray = torch.full((64, 64), 0.3)
+    gray[:, 40:] = 0.8  # one vertical edge at column 40
+    gray[:, :24] += 0.2 * (torch.rand(64, 24, generator=gen) - 0.5)  # zero-mean fine texture on the left
+    level = blind._level(gray, 9)
+    mask = blind._salient_edges(level, 0.05)
+    observed = level.observed > 0
+    assert 0.05 <= float(mask[observed].mean()) < 0.1  # at least the share asked for; ties (one straight edge) kept
+    top = 9 // 2
+    cols = torch.nonzero(mask[top:top + 64, top:top + 64])[:, 1]
+    assert (cols >= 30).float().mean() > 0.9  # the selection sits on the edge, not on the texture
+
+
+def test_edge_selection_still_recovers_the_kernel() -> None:
+    blur, _, kernel = _pair(0, 15, 176)
+    estimate, _ = blind.estimate_kernel(blur, 15, edge_fraction=0.3)
+    assert K.ncc(estimate, torch.from_numpy(kernel)) >= 0.8
+    with pytest.raises(ValueError, match="edge_fraction"):
+        blind.estimate_kernel(blur, 15, edge_fraction=0.0)
+
+
 def test_kernel_confidence_separates_right_from_wrong_kernels(estimated) -> None:
     blur, _, kernel, estimate, latent = estimated
     assert blind.kernel_confidence(blur, estimate, latent) >= 1.0
