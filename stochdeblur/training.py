@@ -93,13 +93,16 @@ def freeze(method: Method, prefixes: list[str]) -> None:
     Raises:
         ConfigError: a prefix names no parameter (a typo would otherwise train everything silently).
     """
-    names = [name for name, _ in method.named_parameters()]
+    def under(name: str, prefix: str) -> bool:
+        return name == prefix or name.startswith(f"{prefix}.")
+
+    params = dict(method.named_parameters())
     for prefix in prefixes:
-        if not any(name == prefix or name.startswith(f"{prefix}.") for name in names):
+        if not any(under(name, prefix) for name in params):
             raise ConfigError(f"train.freeze: {prefix!r} names no parameter of the model (its top-level modules: "
-                              f"{sorted({n.split('.')[0] for n in names})})")
-    for name, param in method.named_parameters():
-        if any(name == prefix or name.startswith(f"{prefix}.") for prefix in prefixes):
+                              f"{sorted({n.split('.')[0] for n in params})})")
+    for name, param in params.items():
+        if any(under(name, prefix) for prefix in prefixes):
             param.requires_grad_(False)
 
 
