@@ -174,14 +174,13 @@ def measure(pair: dict[str, Any], window: int, hypotheses_spec=HYPOTHESES) -> di
     blurry = psnr(pair["blur"], pair["sharp"])
     rows = {}
     for h in hypotheses:
+        # what baselines.blind_deconvolve does with an estimate: mixed with the input when untrusted
+        mixed = h.latent if h.features["confidence"] >= BLIND_TRUST else torch.lerp(pair["blur"], h.latent,
+                                                                                     BLIND_FALLBACK)
         rows[h.name] = {"gain": psnr(h.latent, pair["sharp"]) - blurry, "ncc": ncc(h.kernel, pair["kernel"]),
-                        **h.features}
+                        "mix_gain": psnr(mixed, pair["sharp"]) - blurry, **h.features}
     picks = {rule: select_hypothesis(hypotheses, rule).name for rule in SELECTION_RULES}
-    first = hypotheses[0]  # what baselines.blind_deconvolve does with it: mixed with the input when untrusted
-    mixed = first.latent if first.features["confidence"] >= BLIND_TRUST else (
-        BLIND_FALLBACK * first.latent + (1 - BLIND_FALLBACK) * pair["blur"])
-    return {"mix_fallback_gain": psnr(mixed, pair["sharp"]) - blurry, "name": pair["name"],
-            "kernel_px": pair["kernel_px"], "generator": pair["generator"],
+    return {"name": pair["name"], "kernel_px": pair["kernel_px"], "generator": pair["generator"],
             "blurry": blurry, "seconds": seconds, "hypotheses": rows, "picks": picks}
 
 
@@ -194,9 +193,10 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     for rule in rows[0]["picks"]:
         gains = [r["hypotheses"][r["picks"][rule]]["gain"] for r in rows]
         rules[rule] = {"mean": float(np.mean(gains)), "worst": float(np.min(gains))}
-    mix = [r["mix_fallback_gain"] for r in rows]
-    rules[f"{names[0]}, mixed with the input when untrusted (blind_deconvolve)"] = {
-        "mean": float(np.mean(mix)), "worst": float(np.min(mix))}
+    for name in (n for n in names if n != "identity"):
+        mix = [r["hypotheses"][name]["mix_gain"] for r in rows]
+        rules[f"{name}, mixed with the input when untrusted (blind_deconvolve)"] = {
+            "mean": float(np.mean(mix)), "worst": float(np.min(mix))}
     return {"alone": alone, "best_pick": best, "rules": rules,
             "seconds": float(np.mean([r["seconds"] for r in rows]))}
 

@@ -85,7 +85,7 @@ def richardson_lucy(blur: Tensor, kernel: np.ndarray, iterations: int = 30) -> T
 
 
 def blind_deconvolve(y: Tensor, kernel_size: int, *, trust: float = BLIND_TRUST,
-                     fallback: float = BLIND_FALLBACK) -> tuple[Tensor, Tensor]:
+                     fallback: float = BLIND_FALLBACK, edge_fraction: float = 1.0) -> tuple[Tensor, Tensor]:
     """Blind deblurring without a network: kernel estimate (Pan et al. 2014), then TV deconvolution.
 
     Where :func:`~stochdeblur.physics.blind.kernel_confidence` is below ``trust`` the deconvolution is mixed
@@ -95,21 +95,22 @@ def blind_deconvolve(y: Tensor, kernel_size: int, *, trust: float = BLIND_TRUST,
         y: [3, H, W] (or [1, 3, H, W]) blurry image in [-1, 1], valid-blurred.
         kernel_size: the kernel window, at least the largest blur expected (capped at the image's size).
         trust, fallback: the confidence threshold and the share of the deconvolution kept below it.
+        edge_fraction: the estimate's salient-edge share (:func:`~stochdeblur.physics.estimate_kernel`).
 
     Returns:
         (restored [3, H, W] in [-1, 1] clamped, kernel estimate [k, k], k = min(kernel_size, H, W)).
     """
     image = y[0] if y.dim() == 4 else y
-    kernel, latent = estimate_kernel(image, min(kernel_size, *image.shape[-2:]))
+    kernel, latent = estimate_kernel(image, min(kernel_size, *image.shape[-2:]), edge_fraction=edge_fraction)
     if kernel_confidence(image, kernel, latent) < trust:
         latent = torch.lerp(image.to(latent.dtype), latent, fallback)
     return latent.clamp(-1.0, 1.0), kernel
 
 
-def blind_deconvolve_batch(blur: Tensor, kernel_size: int) -> tuple[Tensor, Tensor]:
+def blind_deconvolve_batch(blur: Tensor, kernel_size: int, *, edge_fraction: float = 1.0) -> tuple[Tensor, Tensor]:
     """:func:`blind_deconvolve` of each image of ``[B, 3, H, W]`` (each has its own blur), in fp32 whatever the
     caller's autocast, without gradients: (restored [B, 3, H, W], kernels [B, k, k]) on ``blur``'s device."""
     size = min(kernel_size, *blur.shape[-2:])
     with torch.no_grad(), torch.autocast(blur.device.type, enabled=False):
-        pairs = [blind_deconvolve(image.float(), size) for image in blur]
+        pairs = [blind_deconvolve(image.float(), size, edge_fraction=edge_fraction) for image in blur]
     return torch.stack([x for x, _ in pairs]).to(blur.device), torch.stack([k for _, k in pairs]).to(blur.device)

@@ -70,6 +70,9 @@ class PredictorConfig:
     train_kernel: str = "estimated"
     kernel_blur_max: float = 1.5
     wrong_kernel_prob: float = 0.2
+    # the classical estimate's kernel fit uses only this share of pixels, those with the most salient blurry
+    # edges (physics.estimate_kernel edge_fraction, Xu & Jia's r-map); 1 = all (the shipped default)
+    edge_fraction: float = 1.0
     # stage 1 of the kernel-aware recipe: train only the kernel estimator on its supervision (no deconvolution,
     # refiner or denoiser in the step: ~10x cheaper per image); stage 2 starts from it with train.init_from.
     kernel_only: bool = False
@@ -80,6 +83,11 @@ class PredictorConfig:
             raise ConfigError(f"predictor: need kernel_size >= 3 ({self.kernel_size}), deconv_iterations >= 1 "
                               f"({self.deconv_iterations}) and deconv_lam >= 0 ({self.deconv_lam})")
         _check_choice("predictor", "kernel_source", self.kernel_source, ("learned", "classical"))
+        if not 0.0 < self.edge_fraction <= 1.0:
+            raise ConfigError(f"predictor.edge_fraction must be in (0, 1], got {self.edge_fraction}")
+        if self.edge_fraction < 1.0 and self.kernel_source != "classical":
+            raise ConfigError("predictor.edge_fraction applies to the classical estimate: set "
+                              "predictor.kernel_source=classical")
         _check_choice("predictor", "train_kernel", self.train_kernel, ("estimated", "truth"))
         supervised = self.kernel_loss_weight or self.reblur_loss_weight or self.edge_loss_weight
         if self.kernel_source == "classical" and supervised:

@@ -12,7 +12,7 @@ from stochdeblur.data.synth import SyntheticPairs, dead_leaves, degrade, motion_
 from stochdeblur.methods import build_method
 from stochdeblur.metrics import psnr
 from stochdeblur.models import build_predictor
-from stochdeblur.models.kernel_aware import KernelAwarePredictor, least_squares_kernel
+from stochdeblur.models.kernel_aware import ClassicalDeconvolution, KernelAwarePredictor, least_squares_kernel
 from stochdeblur.physics import deconvolve
 from stochdeblur.physics import kernels as K
 from stochdeblur.physics.operators import luminance
@@ -144,6 +144,24 @@ def test_classical_estimates_are_made_per_item_in_the_data_and_refined_in_the_st
     with pytest.raises(ValueError, match="training_dataset"):
         model({"blur": batch["blur"], "sharp": batch["sharp"]}, generator=torch.Generator().manual_seed(0))
     assert build_method(load_config(TINY)).training_dataset(pairs) is pairs  # learned source: data as it is
+
+
+def test_edge_fraction_reaches_the_classical_estimate_and_keys_the_extras_cache() -> None:
+    overrides = ["predictor.kernel_source=classical", "predictor.kernel_loss_weight=0",
+                 "predictor.reblur_loss_weight=0", "predictor.edge_fraction=0.5"]
+    model = build_method(load_config(TINY, overrides))
+    pairs = SyntheticPairs(1, 48, kernel_size_min=5, kernel_size_max=9, seed=3)
+    blur = pairs[0]["blur"]
+    expected, _ = blind_deconvolve(blur, 9, edge_fraction=0.5)
+    assert not torch.equal(expected, blind_deconvolve(blur, 9)[0])  # the option changes the estimate
+    assert torch.equal(model.training_dataset(pairs)[0]["deconvolved"], expected)  # training items
+    assert torch.equal(model.predictor.run(blur[None]).deconvolved[0], expected)  # inference
+    extras = {repr(ClassicalDeconvolution(33)), repr(ClassicalDeconvolution(33, 0.5))}
+    assert "ClassicalDeconvolution(kernel_size=33)" in extras and len(extras) == 2  # old caches stay valid
+    with pytest.raises(ValueError, match="edge_fraction must be in"):
+        load_config(TINY, [*overrides[:-1], "predictor.edge_fraction=0"])
+    with pytest.raises(ValueError, match="applies to the classical estimate"):
+        load_config(TINY, ["predictor.edge_fraction=0.5"])
 
 
 def test_perturbed_kernels_stay_kernels_and_rotate_when_wrong() -> None:

@@ -57,3 +57,12 @@ def test_benchmark_runs_end_to_end(tmp_path: Path) -> None:
     assert list(summary["alone"]) == ["lam=0.004", "lam=0.016", "identity"] and summary["alone"]["identity"] == 0
     assert summary["best_pick"] >= max(summary["alone"].values())
     assert len(result["rows"]) == 2 and "CPU:" in (tmp_path / "kernel_hypotheses_deadleaves_seed0_lams.md").read_text()
+    # every estimate also as blind_deconvolve would use it: itself when trusted, half-way to the input when not
+    assert {f"{n}, mixed with the input when untrusted (blind_deconvolve)" for n in ("lam=0.004", "lam=0.016")} <= set(
+        summary["rules"])
+    for row in result["rows"]:
+        for h in (row["hypotheses"][n] for n in ("lam=0.004", "lam=0.016")):
+            if h["confidence"] >= kh.BLIND_TRUST:
+                assert h["mix_gain"] == h["gain"]
+            else:
+                assert h["mix_gain"] != h["gain"]

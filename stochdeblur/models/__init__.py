@@ -41,7 +41,8 @@ def _kernel_aware_predictor(cfg: PredictorConfig) -> nn.Module:
                                 refiner_channels=cfg.base_channels, channel_mults=tuple(cfg.channel_mults),
                                 num_res_blocks=cfg.num_res_blocks, deconv_iterations=cfg.deconv_iterations,
                                 deconv_lam=cfg.deconv_lam or None, kernel_source=cfg.kernel_source,
-                                kernel_blur_max=cfg.kernel_blur_max, wrong_kernel_prob=cfg.wrong_kernel_prob)
+                                kernel_blur_max=cfg.kernel_blur_max, wrong_kernel_prob=cfg.wrong_kernel_prob,
+                                edge_fraction=cfg.edge_fraction)
 
 
 def _fpn_predictor(backbone: str) -> Callable[[PredictorConfig], nn.Module]:

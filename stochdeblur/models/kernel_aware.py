@@ -94,12 +94,20 @@ class ClassicalDeconvolution:
     """
 
     kernel_size: int
+    edge_fraction: float = 1.0
 
     def __call__(self, item: dict[str, Tensor]) -> dict[str, Tensor]:
         blur = item["blur"]
         with torch.no_grad():
-            restored, _ = blind_deconvolve(blur.float(), min(self.kernel_size, *blur.shape[-2:]))
+            restored, _ = blind_deconvolve(blur.float(), min(self.kernel_size, *blur.shape[-2:]),
+                                           edge_fraction=self.edge_fraction)
         return {"deconvolved": restored}
+
+    def __repr__(self) -> str:
+        """The extras-cache key's settings (``data.extras_cache``): ``edge_fraction`` appears only when it is not
+        1, so caches made before it existed stay valid, and estimates made with different settings never mix."""
+        extra = f", edge_fraction={self.edge_fraction!r}" if self.edge_fraction != 1.0 else ""
+        return f"ClassicalDeconvolution(kernel_size={self.kernel_size!r}{extra})"
 
 
 def _fp32(device: torch.device) -> AbstractContextManager[object]:
@@ -124,12 +132,13 @@ class KernelAwarePredictor(nn.Module):
             those estimates, made in the data workers (:class:`ClassicalDeconvolution`), or on the pairs' own
             kernels perturbed by :meth:`perturb_kernels`).
         kernel_blur_max, wrong_kernel_prob: the training perturbation of true kernels (:meth:`perturb_kernels`).
+        edge_fraction: the classical estimate's salient-edge share (``physics.estimate_kernel``; 1 = all pixels).
     """
 
     def __init__(self, kernel_size: int = 33, *, estimator_channels: int = 16, refiner_channels: int = 32,
                  channel_mults: tuple[int, ...] = (1, 2, 3, 4), num_res_blocks: int = 2, deconv_iterations: int = 30,
                  deconv_lam: float | None = None, kernel_reg: float = 1e-2, kernel_source: str = "learned",
-                 kernel_blur_max: float = 1.5, wrong_kernel_prob: float = 0.2) -> None:
+                 kernel_blur_max: float = 1.5, wrong_kernel_prob: float = 0.2, edge_fraction: float = 1.0) -> None:
         super().__init__()
         if kernel_size < 3:
             raise ValueError(f"kernel_size must be >= 3, got {kernel_size}")
@@ -146,6 +155,7 @@ class KernelAwarePredictor(nn.Module):
                             channel_mults=channel_mults, num_res_blocks=num_res_blocks, input_residual=True)
         self.deconv_iterations, self.deconv_lam, self.kernel_reg = deconv_iterations, deconv_lam, kernel_reg
         self.kernel_blur_max, self.wrong_kernel_prob = kernel_blur_max, wrong_kernel_prob
+        self.edge_fraction = float(edge_fraction)
         self.size_multiple = self.refiner.size_multiple
 
     def sharp_estimate(self, blur: Tensor) -> Tensor:
@@ -169,7 +179,7 @@ class KernelAwarePredictor(nn.Module):
         """(k̂ [B,k,k], x_dec [B,3,H,W]) of :func:`stochdeblur.baselines.blind_deconvolve` per image: the
         classical estimate and its TV deconvolution, mixed with y where the re-blur check distrusts the kernel
         (measured on the photo benchmark: without that mix two of five photos lose 5–7 dB)."""
-        restored, kernels = blind_deconvolve_batch(blur, self.kernel_size)
+        restored, kernels = blind_deconvolve_batch(blur, self.kernel_size, edge_fraction=self.edge_fraction)
         return kernels, restored
 
     def perturb_kernels(self, kernels: Tensor, generator: torch.Generator | None = None) -> Tensor:
