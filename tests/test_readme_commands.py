@@ -77,7 +77,7 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     hub.save_pretrained(model, tmp_path / "weights" / "default", cfg)
     monkeypatch.setattr(hub, "WEIGHTS_DIR", tmp_path / "weights")
     monkeypatch.setattr(hub, "DEFAULT_MODEL_DIR", tmp_path / "weights" / "default")
-    monkeypatch.setattr(baselines, "blind_deconvolve", lambda image, size: (image, torch.eye(size) / size),
+    monkeypatch.setattr(baselines, "blind_deconvolve", lambda image, size, **_: (image, torch.eye(size) / size),
                         raising=False)
     assert make_dataset.main(["--dead-leaves", "--count", "2", "--size", "32", "--split", "test",
                               "--out", str(tmp_path / "gopro")]) == 0

@@ -159,7 +159,7 @@ def test_save_kernel_writes_the_classical_estimate(inputs: Path, tmp_path: Path,
     kernel[4, 2:7] = 0.2  # a 5-px horizontal shake
     autocast_on = []
 
-    def blind_deconvolve(image: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def blind_deconvolve(image: torch.Tensor, size: int, **_: float) -> tuple[torch.Tensor, torch.Tensor]:
         autocast_on.append(torch.is_autocast_enabled("cpu"))
         return image.clamp(-1, 1), kernel
 
