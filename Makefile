@@ -30,7 +30,7 @@ lint: $(STAMP)
 demo: $(STAMP)
 	HF_HUB_OFFLINE=1 WANDB_MODE=offline $(BIN)/python scripts/demo.py --out demo_out
 
-# Every figure of MODEL_CARD.md and the README's results section, for the shipped model (~40 min on 2 shared CPU cores).
+# Every figure of MODEL_CARD.md and the README's results section, for the shipped model (~30 min on 2 idle AMD EPYC cores, session 9).
 # RUN: the training run whose validation curve is tabled (skipped when it is not on this machine).
 RUN ?= runs/dvsr_default
 # No OMP_WAIT_POLICY=PASSIVE here: on an idle machine it made the default's averaging 7.83 s instead of 5.57 s
