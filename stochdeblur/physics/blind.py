@@ -158,8 +158,9 @@ def _latent(level: _Level, kernel: Tensor, lam_pixel: float, lam_grad: float, *,
 def _salient_edges(level: _Level, fraction: float, window: int = 5) -> Tensor:
     """[P, Q] mask of the ``fraction`` of observed pixels (at least: ties are kept) with the most *useful*
     blurry edges, by Xu & Jia's r-map (ECCV 2010, "Two-phase kernel estimation"):
-    ``r = ‖Σ_N ∇y‖ / (Σ_N ‖∇y‖ + 0.5)`` over a ``window²`` neighbourhood N. Gradients that cancel within N (texture finer than the blur, noise, flat ground) have small
-    r and mislead the kernel step; a long straight edge has r near 1."""
+    ``r = ‖Σ_N ∇y‖ / (Σ_N ‖∇y‖ + 0.5)`` over a ``window²`` neighbourhood N. Gradients that cancel within N
+    (texture finer than the blur, noise, flat ground) have small r and mislead the kernel step; a long straight
+    edge has r near 1."""
     gy, gx = level.grad_obs
     pad = window // 2
 
@@ -168,8 +169,7 @@ def _salient_edges(level: _Level, fraction: float, window: int = 5) -> Tensor:
 
     r = torch.hypot(box(gy), box(gx)) / (box(torch.hypot(gy, gx)) + 0.5)
     observed = level.observed > 0
-    cut = torch.quantile(r[observed], 1.0 - fraction) if fraction < 1.0 else r.new_tensor(-1.0)
-    return ((r >= cut) & observed).to(r.dtype)
+    return ((r >= torch.quantile(r[observed], 1.0 - fraction)) & observed).to(r.dtype)
 
 
 def _kernel(level: _Level, latent: Tensor, gamma: float, edges: Tensor | None = None) -> Tensor:
