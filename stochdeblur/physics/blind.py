@@ -48,7 +48,14 @@ from torch import Tensor
 
 from stochdeblur.physics import kernels as K
 from stochdeblur.physics.nonblind import deconvolve, fft_size
-from stochdeblur.physics.operators import blur_valid, crop_offset, psf2otf, unit_luminance
+from stochdeblur.physics.operators import (
+    blur_valid,
+    crop_offset,
+    divergence,
+    gradients,
+    psf2otf,
+    unit_luminance,
+)
 
 QUANTIZATION_NOISE = 1.0 / (255.0 * math.sqrt(12.0))  # std of 8-bit rounding: the noise estimate's floor
 
@@ -85,16 +92,6 @@ def _threads(count: int | None) -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-def _gradients(x: Tensor) -> tuple[Tensor, Tensor]:
-    """Circular forward differences along rows and columns (new tensors)."""
-    return torch.roll(x, -1, -2).sub_(x), torch.roll(x, -1, -1).sub_(x)
-
-
-def _divergence(gy: Tensor, gx: Tensor) -> Tensor:
-    """The adjoint of :func:`_gradients`, ``Dᵀg``."""
-    return torch.roll(gy, 1, -2).sub_(gy).add_(torch.roll(gx, 1, -1)).sub_(gx)
-
-
 def _periodic_fill(y: Tensor, frame: tuple[int, int], top: int) -> Tensor:
     """``y`` at ``(top, top)`` of a ``frame``, the band around it a linear ramp between opposite edges, so the
     frame is continuous when wrapped (FFTs see no jump at the border)."""
@@ -116,7 +113,7 @@ def _level(gray: Tensor, size: int) -> _Level:
     masks[1][top:top + h - 1, top:top + w] = 1.0  # row differences between two observed pixels
     masks[2][top:top + h, top:top + w - 1] = 1.0
     data = _periodic_fill(gray, frame, top)
-    gy, gx = _gradients(data)
+    gy, gx = gradients(data)
     dy, dx = torch.zeros(frame), torch.zeros(frame)
     dy[0, 0], dy[1, 0], dx[0, 0], dx[0, 1] = -1.0, 1.0, -1.0, 1.0
     d2 = torch.fft.rfft2(dy).abs() ** 2 + torch.fft.rfft2(dx).abs() ** 2
@@ -142,9 +139,9 @@ def _latent(level: _Level, kernel: Tensor, lam_pixel: float, lam_grad: float, *,
         base = k2 + beta
         mu = 2.0 * lam_grad
         while True:
-            gy, gx = _gradients(x)
+            gy, gx = gradients(x)
             keep = torch.addcmul(gy * gy, gx, gx) >= lam_grad / mu
-            fx = torch.fft.rfft2(_divergence(gy.mul_(keep), gx.mul_(keep))).mul_(mu).add_(kb)
+            fx = torch.fft.rfft2(divergence(gy.mul_(keep), gx.mul_(keep))).mul_(mu).add_(kb)
             x = torch.fft.irfft2(fx.div_(torch.add(base, level.d2, alpha=mu)), s=level.frame)
             mu *= mu_rate
             if mu >= mu_max:
@@ -182,10 +179,10 @@ def _kernel(level: _Level, latent: Tensor, gamma: float, edges: Tensor | None = 
     """
     rhs = torch.zeros(level.frame, dtype=torch.float64)
     auto = torch.zeros(level.frame, dtype=torch.float64)
-    gradients = _gradients(latent)
+    latent_gradients = gradients(latent)
     if edges is not None:
-        gradients = tuple(g * edges for g in gradients)
-    for g, obs, mask in zip(gradients, level.grad_obs, level.grad_mask, strict=True):
+        latent_gradients = tuple(g * edges for g in latent_gradients)
+    for g, obs, mask in zip(latent_gradients, level.grad_obs, level.grad_mask, strict=True):
         rhs += torch.fft.irfft2(torch.fft.rfft2(obs).conj() * torch.fft.rfft2(g), s=level.frame).double()
         auto += torch.fft.irfft2(torch.fft.rfft2(g * mask).abs() ** 2, s=level.frame).double()
     k = level.size

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from stochdeblur.physics.operators import batch_kernels, crop_offset, fft_safe, psf2otf
+from stochdeblur.physics.operators import batch_kernels, crop_offset, divergence, fft_safe, gradients, psf2otf
 
 Prior = Literal["tv", "hyper_laplacian", "wiener"]
 PRIORS: tuple[str, ...] = ("tv", "hyper_laplacian", "wiener")
@@ -69,16 +69,6 @@ def fft_size(n: int) -> int:
         if m == 1:
             return n
         n += 1
-
-
-def _gradients(x: Tensor) -> tuple[Tensor, Tensor]:
-    """Circular forward differences (rows, columns), matching the OTFs of ``[1, −1]`` filters below."""
-    return torch.roll(x, -1, dims=-2) - x, torch.roll(x, -1, dims=-1) - x
-
-
-def _gradients_adjoint(gy: Tensor, gx: Tensor) -> Tensor:
-    """The adjoint of :func:`_gradients` (a negative divergence): what ``conj(OTF)`` of each filter does."""
-    return torch.roll(gy, 1, dims=-2) - gy + torch.roll(gx, 1, dims=-1) - gx
 
 
 def _gradient_otfs(shape: tuple[int, int], dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor]:
@@ -178,16 +168,16 @@ def deconvolve(
     dy_otf, dx_otf = _gradient_otfs(frame, y.dtype, y.device)
     beta = BETA * lam
     denominator = mu * otf.abs() ** 2 + beta * (dy_otf.abs() ** 2 + dx_otf.abs() ** 2)
-    v, (wy, wx) = data + (1.0 - observed) * x, _gradients(x)
+    v, (wy, wx) = data + (1.0 - observed) * x, gradients(x)
     uv, uy, ux = torch.zeros_like(x), torch.zeros_like(x), torch.zeros_like(x)
     for _ in range(iterations):
         # x-step in 4 real FFTs: the gradient terms are summed in image space (their adjoint, a divergence)
         # before one transform, and K x is read off x's own spectrum.
         spectrum = (mu * otf.conj() * torch.fft.rfft2(v - uv)
-                    + beta * torch.fft.rfft2(_gradients_adjoint(wy - uy, wx - ux))) / denominator
+                    + beta * torch.fft.rfft2(divergence(wy - uy, wx - ux))) / denominator
         x = torch.fft.irfft2(spectrum, s=frame)
         kx = torch.fft.irfft2(spectrum * otf, s=frame)
-        gy, gx = _gradients(x)
+        gy, gx = gradients(x)
         v = (observed * data + mu * (kx + uv)) / (observed + mu)
         wy, wx = shrink(gy + uy, lam / beta, p), shrink(gx + ux, lam / beta, p)
         uv, uy, ux = uv + kx - v, uy + gy - wy, ux + gx - wx

@@ -37,6 +37,17 @@ def fft_safe(x: Tensor) -> Tensor:
     return _ContiguousGrad.apply(x) if x.requires_grad else x.contiguous()
 
 
+def gradients(x: Tensor) -> tuple[Tensor, Tensor]:
+    """Circular forward differences of ``[..., H, W]`` along rows and columns (new tensors): the ``[1, −1]``
+    filters whose OTFs the deconvolution and the kernel estimate use."""
+    return torch.roll(x, -1, -2).sub_(x), torch.roll(x, -1, -1).sub_(x)
+
+
+def divergence(gy: Tensor, gx: Tensor) -> Tensor:
+    """The adjoint of :func:`gradients`, ``Dᵀg`` (a negative divergence): what ``conj(OTF)`` of each filter does."""
+    return torch.roll(gy, 1, -2).sub_(gy).add_(torch.roll(gx, 1, -1)).sub_(gx)
+
+
 LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601
 
 
