@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from stochdeblur.baselines import BLIND_FALLBACK, BLIND_TRUST
+from stochdeblur.baselines import mix_untrusted
 from stochdeblur.data.synth import KERNEL_GENERATORS, dead_leaves, degrade
 from stochdeblur.data.wallpapers import wallpaper_crop
 from stochdeblur.metrics import psnr
@@ -174,9 +174,7 @@ def measure(pair: dict[str, Any], window: int, hypotheses_spec=HYPOTHESES) -> di
     blurry = psnr(pair["blur"], pair["sharp"])
     rows = {}
     for h in hypotheses:
-        # what baselines.blind_deconvolve does with an estimate: mixed with the input when untrusted
-        mixed = h.latent if h.features["confidence"] >= BLIND_TRUST else torch.lerp(pair["blur"], h.latent,
-                                                                                     BLIND_FALLBACK)
+        mixed = mix_untrusted(pair["blur"], h.latent, h.features["confidence"])  # as blind_deconvolve keeps it
         rows[h.name] = {"gain": psnr(h.latent, pair["sharp"]) - blurry, "ncc": ncc(h.kernel, pair["kernel"]),
                         "mix_gain": psnr(mixed, pair["sharp"]) - blurry, **h.features}
     picks = {rule: select_hypothesis(hypotheses, rule).name for rule in SELECTION_RULES}

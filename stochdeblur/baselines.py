@@ -84,6 +84,13 @@ def richardson_lucy(blur: Tensor, kernel: np.ndarray, iterations: int = 30) -> T
     return (x[:, top:top + h, top:top + w] * 2.0 - 1.0).clamp(-1.0, 1.0)
 
 
+def mix_untrusted(y: Tensor, latent: Tensor, confidence: float, *, trust: float = BLIND_TRUST,
+                  fallback: float = BLIND_FALLBACK) -> Tensor:
+    """:func:`blind_deconvolve`'s fallback: ``latent`` where ``confidence`` (``kernel_confidence``) reaches
+    ``trust``, else ``fallback`` of it mixed with the blurry ``y``."""
+    return latent if confidence >= trust else torch.lerp(y.to(latent.dtype), latent, fallback)
+
+
 def blind_deconvolve(y: Tensor, kernel_size: int, *, trust: float = BLIND_TRUST,
                      fallback: float = BLIND_FALLBACK, edge_fraction: float = 1.0) -> tuple[Tensor, Tensor]:
     """Blind deblurring without a network: kernel estimate (Pan et al. 2014), then TV deconvolution.
@@ -102,8 +109,7 @@ def blind_deconvolve(y: Tensor, kernel_size: int, *, trust: float = BLIND_TRUST,
     """
     image = y[0] if y.dim() == 4 else y
     kernel, latent = estimate_kernel(image, min(kernel_size, *image.shape[-2:]), edge_fraction=edge_fraction)
-    if kernel_confidence(image, kernel, latent) < trust:
-        latent = torch.lerp(image.to(latent.dtype), latent, fallback)
+    latent = mix_untrusted(image, latent, kernel_confidence(image, kernel, latent), trust=trust, fallback=fallback)
     return latent.clamp(-1.0, 1.0), kernel
 
 

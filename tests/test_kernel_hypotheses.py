@@ -14,6 +14,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import kernel_hypotheses as kh  # noqa: E402
 
+from stochdeblur.baselines import BLIND_TRUST  # noqa: E402
 from stochdeblur.data.synth import dead_leaves, degrade, motion_kernel  # noqa: E402
 from stochdeblur.physics.operators import unit_luminance  # noqa: E402
 
@@ -62,7 +63,7 @@ def test_benchmark_runs_end_to_end(tmp_path: Path) -> None:
         summary["rules"])
     for row in result["rows"]:
         for h in (row["hypotheses"][n] for n in ("lam=0.004", "lam=0.016")):
-            if h["confidence"] >= kh.BLIND_TRUST:
+            if h["confidence"] >= BLIND_TRUST:
                 assert h["mix_gain"] == h["gain"]
             else:
                 assert h["mix_gain"] != h["gain"]
