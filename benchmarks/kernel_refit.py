@@ -27,7 +27,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from stochdeblur import metrics
-from stochdeblur.baselines import BLIND_FALLBACK, BLIND_TRUST
+from stochdeblur.baselines import mix_untrusted
 from stochdeblur.config import load_config
 from stochdeblur.data import build_dataset
 from stochdeblur.hub import load
@@ -66,8 +66,7 @@ def refit_rounds(predictor: KernelAwarePredictor, blur: Tensor, rounds: int,
     for _ in range(rounds):
         kernel = least_squares_kernel(luminance(blur.float()), luminance(results[-1]["image"].float()), size, reg)
         deconvolved = deconvolve(blur.float(), kernel, "tv").clamp(-1, 1)
-        if kernel_confidence(blur[0], kernel[0], deconvolved[0]) < BLIND_TRUST:
-            deconvolved = torch.lerp(blur.float(), deconvolved, BLIND_FALLBACK)
+        deconvolved = mix_untrusted(blur.float(), deconvolved, kernel_confidence(blur[0], kernel[0], deconvolved[0]))
         image = predictor.refiner(torch.cat([deconvolved, blur], dim=1)).clamp(-1, 1)
         results.append({"kernel": kernel, "deconvolved": deconvolved, "image": image})
     return results

@@ -22,15 +22,14 @@ KERNEL_AWARE_TINY = ROOT / "configs" / "dvsr_kernel_aware_tiny.yaml"
 class Counting:
     """Extras that count their calls: the mean of the blurry item, as a tensor."""
 
+    cache_key = "Counting()"
+
     def __init__(self) -> None:
         self.calls = 0
 
     def __call__(self, item: dict) -> dict[str, torch.Tensor]:
         self.calls += 1
         return {"mean": item["blur"].mean(dim=(-2, -1))}
-
-    def __repr__(self) -> str:
-        return "Counting()"
 
 
 def test_cycled_epochs_repeat_the_items_of_the_period() -> None:

@@ -156,7 +156,7 @@ def test_edge_fraction_reaches_the_classical_estimate_and_keys_the_extras_cache(
     assert not torch.equal(expected, blind_deconvolve(blur, 9)[0])  # the option changes the estimate
     assert torch.equal(model.training_dataset(pairs)[0]["deconvolved"], expected)  # training items
     assert torch.equal(model.predictor.run(blur[None]).deconvolved[0], expected)  # inference
-    extras = {repr(ClassicalDeconvolution(33)), repr(ClassicalDeconvolution(33, 0.5))}
+    extras = {ClassicalDeconvolution(33).cache_key, ClassicalDeconvolution(33, 0.5).cache_key}
     assert "ClassicalDeconvolution(kernel_size=33)" in extras and len(extras) == 2  # old caches stay valid
     with pytest.raises(ValueError, match="edge_fraction must be in"):
         load_config(TINY, [*overrides[:-1], "predictor.edge_fraction=0"])

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -24,7 +23,16 @@ from stochdeblur.data.textures import load_training_images
 
 VAL_SEED_OFFSET = 1_000_003  # validation pairs come from other seeds than any training item of the run
 
-__all__ = ["CycledEpochs", "LayoutError", "PairedDataset", "SyntheticPairs", "WithExtras", "build_dataset"]
+__all__ = ["CycledEpochs", "ItemExtras", "LayoutError", "PairedDataset", "SyntheticPairs", "WithExtras", "build_dataset"]
+
+
+class ItemExtras(Protocol):
+    """Per-item work for :class:`WithExtras`: ``extras(item)`` returns the entries to add; ``cache_key`` names the
+    settings the entries depend on, so an extras cache never serves entries made with other settings."""
+
+    cache_key: str
+
+    def __call__(self, item: dict[str, Any]) -> dict[str, Tensor]: ...
 
 
 class WithExtras(Dataset):
@@ -37,11 +45,11 @@ class WithExtras(Dataset):
     With ``cache_dir`` the extras of each item are kept there (one safetensors file per item, written
     atomically) and read back when the same item comes again — with ``data.distinct_epochs`` the items repeat,
     so after the first pass the estimates cost nothing. The file is keyed by a hash of the item's tensors and of
-    ``repr(extras)``, so a changed item or extras setting never reads a stale entry.
+    ``extras.cache_key``, so a changed item or extras setting never reads a stale entry.
     """
 
     def __init__(self, dataset: SyntheticPairs | PairedDataset | CycledEpochs,
-                 extras: Callable[[dict[str, Any]], dict[str, Tensor]], cache_dir: str | Path | None = None) -> None:
+                 extras: ItemExtras, cache_dir: str | Path | None = None) -> None:
         self.dataset, self.extras = dataset, extras
         self.cache_dir = Path(cache_dir) if cache_dir else None
         if self.cache_dir is not None:
@@ -55,7 +63,7 @@ class WithExtras(Dataset):
         self.dataset.set_epoch(epoch)
 
     def _key(self, item: dict[str, Any]) -> str:
-        digest = hashlib.sha1(repr(self.extras).encode())
+        digest = hashlib.sha1(self.extras.cache_key.encode())
         for name in sorted(item):
             value = item[name]
             if isinstance(value, Tensor):

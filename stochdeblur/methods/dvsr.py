@@ -92,7 +92,8 @@ class DvSR(Method):
         workers (and kept in ``cache_dir`` when given); otherwise the dataset as it is."""
         if not self.item_estimates:
             return dataset
-        return WithExtras(dataset, ClassicalDeconvolution(self.predictor.kernel_size, self.predictor.edge_fraction), cache_dir)
+        extras = ClassicalDeconvolution(self.predictor.kernel_size, self.predictor.edge_fraction)
+        return WithExtras(dataset, extras, cache_dir)
 
     def optimizer_groups(self) -> dict[str, OptimizerGroup]:
         """One group: g and f are optimised together by the joint objective."""

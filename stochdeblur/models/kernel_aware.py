@@ -103,9 +103,11 @@ class ClassicalDeconvolution:
                                            edge_fraction=self.edge_fraction)
         return {"deconvolved": restored}
 
-    def __repr__(self) -> str:
-        """The extras-cache key's settings (``data.extras_cache``): ``edge_fraction`` appears only when it is not
-        1, so caches made before it existed stay valid, and estimates made with different settings never mix."""
+    @property
+    def cache_key(self) -> str:
+        """The extras-cache key (``data.extras_cache``, :class:`~stochdeblur.data.ItemExtras`): the settings the
+        estimates depend on; ``edge_fraction`` appears only when it is not 1, the key caches made before it
+        existed were written under."""
         extra = f", edge_fraction={self.edge_fraction!r}" if self.edge_fraction != 1.0 else ""
         return f"ClassicalDeconvolution(kernel_size={self.kernel_size!r}{extra})"
 
