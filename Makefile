@@ -42,7 +42,7 @@ figures: $(STAMP)
 	$(OFFLINE) $(BIN)/python benchmarks/default_model.py
 	$(OFFLINE) $(BIN)/python benchmarks/kernel_sizes.py
 	$(OFFLINE) $(BIN)/python benchmarks/validation_set.py --config configs/dvsr_kernel_aware.yaml \
-	    --set data.crop_size=256 data.batch_size=4 data.val_kind=wallpapers data.val_images=12 \
+	    --set data.crop_size=256 data.batch_size=4 data.val_kind=wallpapers data.val_images=36 \
 	    --out benchmarks/results/validation_wallpapers/default
 	rm -rf docs/results/default_eval
 	$(OFFLINE) $(BIN)/python scripts/evaluate.py --data synthetic:photos --crop 256 \

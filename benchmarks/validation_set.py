@@ -5,6 +5,8 @@ pairs the run validates on, without touching the evaluation photos.
         --set data.val_kind=wallpapers data.val_images=12                    # the shipped default
     python benchmarks/validation_set.py --checkpoint runs/ka_256/model --config configs/dvsr_kernel_aware.yaml \\
         --set data.val_kind=wallpapers data.val_images=12
+    python benchmarks/validation_set.py --config configs/dvsr_kernel_aware.yaml \\
+        --set data.val_kind=wallpapers data.val_images=36 --model-set predictor.edge_fraction=1   # an inference setting
 
 The set is ``build_dataset(cfg.data, "val", cfg.train.seed)`` — what the trainer scores every ``train.val_every``
 steps — restored in batches of ``data.batch_size`` like the trainer does; per mode (blurry input, predictor,
@@ -72,6 +74,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default="default", help="model directory or shipped name (default: default)")
     p.add_argument("--config", type=Path, required=True, help="the training config whose val set is scored")
     p.add_argument("--set", nargs="*", default=[], help="config overrides (key=value), as given to the run")
+    p.add_argument("--model-set", nargs="*", default=[],
+                   help="changes to the model's saved config (key=value), e.g. predictor.edge_fraction=1")
     p.add_argument("--precision", default="auto", choices=("auto", "no", "bf16"))
     p.add_argument("--out", type=Path, default=RESULTS, help="folder for validation_set.{json,md}")
     return p
@@ -83,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     cfg = load_config(args.config, args.set)
     try:
-        model, run_cfg = load(args.checkpoint, "cpu")
+        model, run_cfg = load(args.checkpoint, "cpu", overrides=args.model_set)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -92,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     with torch.no_grad():
         scores = score(restorer, dataset, cfg.data.batch_size)
     result = {"model": str(args.checkpoint), "config": str(args.config), "overrides": args.set,
+              "model_overrides": args.model_set,
               "images": len(dataset), "cpu": describe_cpu(), "precision": restorer.precision, "scores": scores,
               "command": shlex.join(["python", "benchmarks/validation_set.py", *argv_text])}
     write_report(args.out / "validation_set", result, markdown(result))

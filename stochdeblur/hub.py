@@ -77,14 +77,17 @@ def _read_json(path: Path) -> dict[str, Any]:
     return payload
 
 
-def _read_config(path: Path) -> tuple[RunConfig, dict[str, Any]]:
-    """The config of a model directory: ``config.json`` (its ``_meta`` apart) and ``run_config.json`` when there."""
+def _read_config(path: Path, overrides: list[str] | None = None) -> tuple[RunConfig, dict[str, Any]]:
+    """The config of a model directory: ``config.json`` (its ``_meta`` apart) and ``run_config.json`` when there,
+    then ``overrides`` (``key=value``, as on the command line) on top."""
     if not path.is_file():
         raise CheckpointError(f"{path}: config file not found (a model directory holds {WEIGHTS_NAME} + {CONFIG_NAME})")
     payload = _read_json(path)
     meta = payload.pop("_meta", {})
     run_path = path.parent / RUN_CONFIG_NAME
     parts = [(path, payload), *([(run_path, _read_json(run_path))] if run_path.is_file() else [])]
+    if overrides:
+        parts.append(("the overrides " + " ".join(overrides), OmegaConf.from_dotlist(list(overrides))))
     cfg = OmegaConf.structured(RunConfig)
     for source, part in parts:
         try:
@@ -179,21 +182,23 @@ def _load_checked(model: nn.Module, weights_path: Path) -> None:
     model.load_state_dict(state)
 
 
-def load_pretrained(directory: str | Path, device: str | torch.device = "cpu",
-                    verify_hash: bool = False) -> tuple[nn.Module, RunConfig]:
+def load_pretrained(directory: str | Path, device: str | torch.device = "cpu", verify_hash: bool = False,
+                    overrides: list[str] | None = None) -> tuple[nn.Module, RunConfig]:
     """Rebuild the method from ``config.json`` and load its weights, in eval mode on ``device``.
 
     Args:
         directory: a model directory (or a weights file with ``config.json`` beside it).
         device: where to put the model.
         verify_hash: also check the weights' sha256 recorded in ``config.json`` (must be present).
+        overrides: ``key=value`` changes to the saved config before the model is built (settings that do not
+            change the weights' shapes, e.g. ``predictor.edge_fraction=1``; others fail the weights check).
 
     Raises:
         CheckpointError: missing directory/file, unreadable config or weights, config/weights mismatch,
             or a sha256 mismatch when ``verify_hash``.
     """
     weights_path, config_path = _locate(Path(directory))
-    cfg, meta = _read_config(config_path)
+    cfg, meta = _read_config(config_path, overrides)
     if verify_hash:
         recorded = meta.get("sha256")
         if not recorded:
@@ -224,8 +229,10 @@ def _shipped_list() -> str:
     return ", ".join(shipped_models()) or "none"
 
 
-def load_default(device: str | torch.device = "cpu", name: str = "default") -> tuple[nn.Module, RunConfig]:
-    """A model shipped in ``stochdeblur/weights/`` (the DvSR default unless ``name`` says otherwise), sha256 verified.
+def load_default(device: str | torch.device = "cpu", name: str = "default",
+                 overrides: list[str] | None = None) -> tuple[nn.Module, RunConfig]:
+    """A model shipped in ``stochdeblur/weights/`` (the DvSR default unless ``name`` says otherwise), sha256 verified;
+    ``overrides`` as for :func:`load_pretrained`.
 
     Raises:
         CheckpointError: when no such model is shipped (pass ``--checkpoint DIR``) or it fails its check.
@@ -236,12 +243,14 @@ def load_default(device: str | torch.device = "cpu", name: str = "default") -> t
             raise CheckpointError("no default model is shipped yet; pass --checkpoint DIR "
                                   "(a directory with model.safetensors + config.json, e.g. from scripts/train.py)")
         raise CheckpointError(f"no shipped model named {name!r} (shipped: {_shipped_list()})")
-    return load_pretrained(directory, device=device, verify_hash=True)
+    return load_pretrained(directory, device=device, verify_hash=True, overrides=overrides)
 
 
-def load(spec: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, RunConfig]:
+def load(spec: str | Path, device: str | torch.device = "cpu",
+         overrides: list[str] | None = None) -> tuple[nn.Module, RunConfig]:
     """A model directory or weights file, or else the model of that name shipped in ``stochdeblur/weights/``, or
-    ``"classical"`` (blind kernel estimation + deconvolution, :mod:`stochdeblur.methods.classical`: no weights).
+    ``"classical"`` (blind kernel estimation + deconvolution, :mod:`stochdeblur.methods.classical`: no weights);
+    ``overrides`` (``key=value``) change the saved config before the model is built (:func:`load_pretrained`).
 
     An existing path always wins, so a folder called like a shipped model is still read as a folder.
 
@@ -251,11 +260,16 @@ def load(spec: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Modul
     """
     path = Path(spec)
     if path.exists():
-        return load_pretrained(path, device)
+        return load_pretrained(path, device, overrides=overrides)
     if str(spec) in shipped_models():
-        return load_default(device, name=str(spec))
+        return load_default(device, name=str(spec), overrides=overrides)
     if str(spec) == CLASSICAL:
         cfg = RunConfig(name=CLASSICAL, method=CLASSICAL)
+        if overrides:
+            try:
+                cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cfg), OmegaConf.from_dotlist(overrides)))
+            except (OmegaConfBaseException, ValueError) as exc:
+                raise CheckpointError(f"{CLASSICAL}: invalid overrides ({exc})".splitlines()[0]) from None
         return build_method(cfg).to(device).eval(), cfg
     raise CheckpointError(f"{path}: no such checkpoint directory or file, nor a shipped model "
                           f"(shipped: {_shipped_list()}; or '{CLASSICAL}' for the network-free method)")

@@ -55,15 +55,16 @@ class Restorer:
 
     @classmethod
     def from_pretrained(cls, spec: str | Path | None = None, device: torch.device | str = "auto",
-                        precision: str = "auto") -> Restorer:
+                        precision: str = "auto", overrides: list[str] | None = None) -> Restorer:
         """The model of ``spec`` (a checkpoint path, a shipped model's name, ``"classical"``; ``None``: the
-        shipped default) via :func:`stochdeblur.hub.load`.
+        shipped default) via :func:`stochdeblur.hub.load`, ``overrides`` (``key=value``) applied to its config.
 
         Raises:
             CheckpointError: no such checkpoint or shipped model, or it fails to load.
         """
         device = resolve_device(device)
-        model, cfg = load_default(device) if spec is None else load(spec, device)
+        model, cfg = (load_default(device, overrides=overrides) if spec is None
+                      else load(spec, device, overrides=overrides))
         return cls(model, cfg, device, precision)
 
     @property

@@ -201,3 +201,16 @@ def test_classical_is_a_method_without_weights() -> None:
     assert cfg.method == "classical" and not list(model.parameters())
     with pytest.raises(ValueError, match="nothing to train|no parameters"):
         model.param_groups()
+
+
+def test_overrides_change_an_inference_setting_of_the_saved_config(saved: tuple[Path, torch.nn.Module]) -> None:
+    model, cfg = hub.load("default", overrides=["predictor.edge_fraction=1"])
+    assert cfg.predictor.edge_fraction == 1.0 and model.predictor.edge_fraction == 1.0
+    assert hub.load("default")[0].predictor.edge_fraction == 0.5  # the shipped setting, read from config.json
+    directory, _ = saved
+    _, cfg = load_pretrained(directory, overrides=["sample.steps=3"])
+    assert cfg.sample.steps == 3
+    with pytest.raises(CheckpointError, match="overrides"):
+        load_pretrained(directory, overrides=["predictor.no_such_key=1"])
+    with pytest.raises(CheckpointError, match="weights|tensor|shape"):
+        load_pretrained(directory, overrides=["denoiser.base_channels=4"])  # the weights no longer fit

@@ -182,3 +182,14 @@ def test_save_kernel_notes_once_when_the_model_estimates_none(checkpoint: Path, 
                  "--predictor-only", "--save-kernel"]) == 1  # broken.png fails
     assert capsys.readouterr().err.count("estimates no blur kernel") == 1
     assert not list((tmp_path / "out").glob("*_kernel*"))
+
+
+def test_model_set_changes_the_saved_config_and_a_bad_key_is_refused(presets: Path, inputs: Path, tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--input", str(inputs / "odd.png"), "--checkpoint", str(presets), "--save-samples", "--precision", "no"]
+    assert main([*args, "--output", str(tmp_path / "a")]) == 0
+    assert len(list((tmp_path / "a").glob("odd_sample*.png"))) == 3  # the saved average preset: 2 steps × 3
+    assert main([*args, "--output", str(tmp_path / "b"), "--model-set", "sample.average=2"]) == 0
+    assert len(list((tmp_path / "b").glob("odd_sample*.png"))) == 2
+    assert main([*args, "--output", str(tmp_path / "c"), "--model-set", "sample.no_such_key=1"]) == 2
+    assert "overrides" in capsys.readouterr().err and not (tmp_path / "c").exists()

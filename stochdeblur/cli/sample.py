@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint", type=Path, help="model directory (model.safetensors + config.json), the "
                         "name of a model shipped in stochdeblur/weights/, or 'classical' (blind deconvolution, no "
                         "network); default: the shipped DvSR model")
+    parser.add_argument("--model-set", nargs="+", metavar="KEY=VALUE", help="change an inference setting of the "
+                        "model's config, e.g. predictor.edge_fraction=1 (the kernel estimate's salient-edge share)")
     parser.add_argument("--mode", help="predictor, average (default), perceptual, perceptual_500 or another name in "
                         "the model's sample.modes: a preset of steps × samples and sampler settings")
     parser.add_argument("--steps", type=int, help="reverse diffusion steps, replacing the mode's (without --mode or "
@@ -164,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         device = _device(args.device)
         files = _inputs(args.input)
-        restorer = Restorer.from_pretrained(args.checkpoint, device, args.precision)
+        restorer = Restorer.from_pretrained(args.checkpoint, device, args.precision, args.model_set)
         mode, run = _settings(args, restorer)
     except ValueError as exc:  # CheckpointError, ImageReadError, bad --device or mode
         print(f"error: {exc}", file=sys.stderr)
