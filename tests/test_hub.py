@@ -214,3 +214,6 @@ def test_overrides_change_an_inference_setting_of_the_saved_config(saved: tuple[
         load_pretrained(directory, overrides=["predictor.no_such_key=1"])
     with pytest.raises(CheckpointError, match="weights|tensor|shape"):
         load_pretrained(directory, overrides=["denoiser.base_channels=4"])  # the weights no longer fit
+    assert hub.load("classical", overrides=["predictor.kernel_size=21"])[1].predictor.kernel_size == 21
+    with pytest.raises(CheckpointError, match="invalid overrides"):
+        hub.load("classical", overrides=["predictor.no_such_key=1"])
