@@ -10,7 +10,7 @@ pairs the run validates on, without touching the evaluation photos.
 
 The set is ``build_dataset(cfg.data, "val", cfg.train.seed)`` — what the trainer scores every ``train.val_every``
 steps — restored in batches of ``data.batch_size`` like the trainer does; per mode (blurry input, predictor,
-the model's averaging preset) the mean PSNR/SSIM. Results: ``<out>/validation_set.{json,md}`` with the CPU and
+the model's averaging preset) the mean PSNR/SSIM, and in the JSON each pair's PSNR. Results: ``<out>/validation_set.{json,md}`` with the CPU and
 the command.
 """
 
@@ -39,8 +39,9 @@ RESULTS = Path(__file__).parent / "results"
 MODES = ("predictor", "average")
 
 
-def score(restorer: Restorer, dataset, batch_size: int) -> dict[str, dict[str, float]]:
-    """Mean PSNR/SSIM of the blurry input and of each of :data:`MODES` over ``dataset``, plus seconds per image."""
+def score(restorer: Restorer, dataset, batch_size: int) -> tuple[dict[str, dict[str, float]], dict[str, list[float]]]:
+    """Mean PSNR/SSIM of the blurry input and of each of :data:`MODES` over ``dataset``, plus seconds per image;
+    and each mode's PSNR per pair, in the dataset's order (so two runs can be compared pair by pair)."""
     scores: dict[str, dict[str, list[float]]] = {m: {"psnr": [], "ssim": [], "seconds": []}
                                                   for m in ("blurry", *MODES)}
     for batch in tqdm(DataLoader(dataset, batch_size=batch_size, shuffle=False), desc="validation"):
@@ -55,7 +56,8 @@ def score(restorer: Restorer, dataset, batch_size: int) -> dict[str, dict[str, f
                 scores[mode]["psnr"].append(metrics.psnr(images[i].float(), sharp[i]))
                 scores[mode]["ssim"].append(metrics.ssim(images[i].float(), sharp[i]))
                 scores[mode]["seconds"].append(seconds)
-    return {mode: {k: float(np.mean(v)) for k, v in values.items()} for mode, values in scores.items()}
+    means = {mode: {k: float(np.mean(v)) for k, v in values.items()} for mode, values in scores.items()}
+    return means, {mode: [float(v) for v in values["psnr"]] for mode, values in scores.items()}
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -94,10 +96,10 @@ def main(argv: list[str] | None = None) -> int:
     restorer = Restorer(model, run_cfg, device="cpu", precision=args.precision)
     dataset = build_dataset(cfg.data, "val", cfg.train.seed)
     with torch.no_grad():
-        scores = score(restorer, dataset, cfg.data.batch_size)
+        scores, per_pair = score(restorer, dataset, cfg.data.batch_size)
     result = {"model": str(args.checkpoint), "config": str(args.config), "overrides": args.set,
               "model_overrides": args.model_set,
-              "images": len(dataset), "cpu": describe_cpu(), "precision": restorer.precision, "scores": scores,
+              "images": len(dataset), "cpu": describe_cpu(), "precision": restorer.precision, "scores": scores, "psnr_per_pair": per_pair,
               "command": shlex.join(["python", "benchmarks/validation_set.py", *argv_text])}
     write_report(args.out / "validation_set", result, markdown(result))
     print(markdown(result))

@@ -38,6 +38,8 @@ def test_scores_the_trainer_s_validation_pairs(checkpoint: Path, tmp_path: Path)
     blurry = sum(metrics.psnr(val[i]["blur"], val[i]["sharp"]) for i in range(len(val))) / len(val)
     assert result["images"] == 2 and result["scores"]["blurry"]["psnr"] == pytest.approx(blurry)
     assert set(result["scores"]) == {"blurry", "predictor", "average"}
+    for mode, values in result["psnr_per_pair"].items():
+        assert len(values) == 2 and sum(values) / 2 == pytest.approx(result["scores"][mode]["psnr"])
     assert "| average |" in (tmp_path / "validation_set.md").read_text()
 
 
