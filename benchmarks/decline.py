@@ -35,11 +35,11 @@ from kernel_refit import load_classical_kernel_aware
 from tqdm import tqdm
 
 from stochdeblur import metrics
-from stochdeblur.baselines import mix_untrusted
+from stochdeblur.baselines import blind_estimate
 from stochdeblur.config import load_config
 from stochdeblur.data import build_dataset
 from stochdeblur.models.kernel_aware import KernelAwarePredictor
-from stochdeblur.physics.blind import estimate_kernel, kernel_confidence, noise_level
+from stochdeblur.physics.blind import noise_level
 from stochdeblur.physics.operators import gradients, luminance, unit_luminance
 from stochdeblur.utils import describe_cpu, write_report
 
@@ -51,16 +51,13 @@ TUNING_SEED_OFFSET = 17  # the tuning pairs: the validation recipe from another 
 def pair_record(predictor: KernelAwarePredictor, item: dict[str, Any]) -> dict[str, float]:
     """PSNR of y and of g(y), and the no-reference features, for one pair (g exactly as at inference)."""
     blur, sharp = item["blur"], item["sharp"]
-    size = min(predictor.kernel_size, *blur.shape[-2:])
-    kernel, latent = estimate_kernel(blur, size, edge_fraction=predictor.edge_fraction)
-    confidence = kernel_confidence(blur, kernel, latent)
-    deconvolved = mix_untrusted(blur, latent, confidence).clamp(-1.0, 1.0)
-    image = predictor.run(blur[None], deconvolved=deconvolved[None]).image[0].clamp(-1.0, 1.0)
+    found = blind_estimate(blur, predictor.kernel_size, edge_fraction=predictor.edge_fraction)
+    image = predictor.run(blur[None], deconvolved=found.restored[None]).image[0].clamp(-1.0, 1.0)
     sigma = noise_level(blur)
     gy, gx = gradients(unit_luminance(blur))
     edges = float((gy[:-1] ** 2).mean() + (gx[:, :-1] ** 2).mean()) / sigma**2
     change = float(luminance((image - blur) * 0.5).pow(2).mean().sqrt()) / sigma  # [0, 1] units, like sigma
-    return {"blurry": metrics.psnr(blur, sharp), "g": metrics.psnr(image, sharp), "confidence": confidence,
+    return {"blurry": metrics.psnr(blur, sharp), "g": metrics.psnr(image, sharp), "confidence": found.confidence,
             "edges": edges, "change": change}
 
 

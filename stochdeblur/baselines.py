@@ -11,10 +11,12 @@ follow synth's convention (sum 1, centre pixel ``(k // 2, k // 2)``). The FFT wo
   adjoint of ones (the boundary-exact variant of Bertero & Boccacci 2005);
 * :func:`blind_deconvolve`: the blind kernel estimate of Pan et al. (:mod:`stochdeblur.physics.blind`), its
   TV deconvolution, and a milder output where :func:`~stochdeblur.physics.blind.kernel_confidence` distrusts
-  the estimate.
+  the estimate (:func:`blind_estimate` also returns that confidence).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -91,8 +93,18 @@ def mix_untrusted(y: Tensor, latent: Tensor, confidence: float, *, trust: float 
     return latent if confidence >= trust else torch.lerp(y.to(latent.dtype), latent, fallback)
 
 
-def blind_deconvolve(y: Tensor, kernel_size: int, *, trust: float = BLIND_TRUST,
-                     fallback: float = BLIND_FALLBACK, edge_fraction: float = 1.0) -> tuple[Tensor, Tensor]:
+@dataclass(frozen=True)
+class BlindEstimate:
+    """What :func:`blind_estimate` found: the restored image [3, H, W] in [-1, 1], the kernel [k, k] and its
+    re-blur confidence (``kernel_confidence`` of the unmixed deconvolution; below ``trust`` the image is mixed)."""
+
+    restored: Tensor
+    kernel: Tensor
+    confidence: float
+
+
+def blind_estimate(y: Tensor, kernel_size: int, *, trust: float = BLIND_TRUST, fallback: float = BLIND_FALLBACK,
+                   edge_fraction: float = 1.0) -> BlindEstimate:
     """Blind deblurring without a network: kernel estimate (Pan et al. 2014), then TV deconvolution.
 
     Where :func:`~stochdeblur.physics.blind.kernel_confidence` is below ``trust`` the deconvolution is mixed
@@ -105,12 +117,20 @@ def blind_deconvolve(y: Tensor, kernel_size: int, *, trust: float = BLIND_TRUST,
         edge_fraction: the estimate's salient-edge share (:func:`~stochdeblur.physics.estimate_kernel`).
 
     Returns:
-        (restored [3, H, W] in [-1, 1] clamped, kernel estimate [k, k], k = min(kernel_size, H, W)).
+        the restored image (clamped), the kernel estimate [k, k] (k = min(kernel_size, H, W)) and its confidence.
     """
     image = y[0] if y.dim() == 4 else y
     kernel, latent = estimate_kernel(image, min(kernel_size, *image.shape[-2:]), edge_fraction=edge_fraction)
-    latent = mix_untrusted(image, latent, kernel_confidence(image, kernel, latent), trust=trust, fallback=fallback)
-    return latent.clamp(-1.0, 1.0), kernel
+    confidence = kernel_confidence(image, kernel, latent)
+    restored = mix_untrusted(image, latent, confidence, trust=trust, fallback=fallback).clamp(-1.0, 1.0)
+    return BlindEstimate(restored, kernel, confidence)
+
+
+def blind_deconvolve(y: Tensor, kernel_size: int, *, trust: float = BLIND_TRUST,
+                     fallback: float = BLIND_FALLBACK, edge_fraction: float = 1.0) -> tuple[Tensor, Tensor]:
+    """:func:`blind_estimate` as (restored [3, H, W] in [-1, 1], kernel [k, k]): the blind classical pipeline."""
+    found = blind_estimate(y, kernel_size, trust=trust, fallback=fallback, edge_fraction=edge_fraction)
+    return found.restored, found.kernel
 
 
 def blind_deconvolve_batch(blur: Tensor, kernel_size: int, *, edge_fraction: float = 1.0) -> tuple[Tensor, Tensor]:
