@@ -10,8 +10,8 @@ pairs the run validates on, without touching the evaluation photos.
 
 The set is ``build_dataset(cfg.data, "val", cfg.train.seed)`` — what the trainer scores every ``train.val_every``
 steps — restored in batches of ``data.batch_size`` like the trainer does; per mode (blurry input, predictor,
-the model's averaging preset) the mean PSNR/SSIM, and in the JSON each pair's PSNR. Results: ``<out>/validation_set.{json,md}`` with the CPU and
-the command.
+the model's averaging preset) the mean PSNR/SSIM, and in the JSON each pair's PSNR. Results:
+``<out>/validation_set.{json,md}`` with the CPU and the command.
 """
 
 from __future__ import annotations
@@ -98,8 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     with torch.no_grad():
         scores, per_pair = score(restorer, dataset, cfg.data.batch_size)
     result = {"model": str(args.checkpoint), "config": str(args.config), "overrides": args.set,
-              "model_overrides": args.model_set,
-              "images": len(dataset), "cpu": describe_cpu(), "precision": restorer.precision, "scores": scores, "psnr_per_pair": per_pair,
+              "model_overrides": args.model_set, "images": len(dataset), "cpu": describe_cpu(),
+              "precision": restorer.precision, "scores": scores, "psnr_per_pair": per_pair,
               "command": shlex.join(["python", "benchmarks/validation_set.py", *argv_text])}
     write_report(args.out / "validation_set", result, markdown(result))
     print(markdown(result))
