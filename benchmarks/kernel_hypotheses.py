@@ -160,8 +160,9 @@ def parse_variants(spec: str) -> tuple[tuple[str, int, dict[str, float]], ...]:
     for part in (p.strip() for p in spec.split(";") if p.strip()):
         options = {} if part == "default" else {k.strip(): float(v) for k, _, v in
                                                  (item.partition("=") for item in part.split(","))}
-        if "iterations" in options:
-            options["iterations"] = int(options["iterations"])
+        for key in ("iterations", "dark_patch"):
+            if key in options:
+                options[key] = int(options[key])
         out.append((part, 33, options))
     return (*out, ("identity", 1, {}))
 

@@ -88,6 +88,34 @@ def test_edge_selection_still_recovers_the_kernel() -> None:
         blind.estimate_kernel(blur, 15, edge_fraction=0.0)
 
 
+def test_dark_pixels_are_the_window_minima() -> None:
+    """The dark-channel pixels are exactly those that are the minimum of some window holding them (brute force
+    over every window), and the dark-channel L0 step zeros only dark pixels that are also small."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(23, 19, generator=gen)
+    patch, pad = 5, 2
+    minima = torch.zeros_like(x, dtype=torch.bool)
+    for i in range(x.shape[0]):
+        for j in range(x.shape[1]):
+            window = x[max(i - pad, 0):i + pad + 1, max(j - pad, 0):j + pad + 1]
+            rows, cols = torch.nonzero(window == window.min())[0]
+            minima[max(i - pad, 0) + rows, max(j - pad, 0) + cols] = True
+    torch.testing.assert_close(blind._dark_pixels(x, patch), minima)
+    step = blind._intensity_step(x, 0.25, patch)  # threshold x² < 0.25: x < 0.5
+    zeroed = step == 0
+    assert torch.equal(zeroed, minima & (x < 0.5))
+    assert torch.equal(step[~zeroed], x[~zeroed])
+    assert int((blind._intensity_step(x, 0.25, 0) == 0).sum()) == int((x < 0.5).sum()) > int(zeroed.sum())
+
+
+def test_dark_channel_prior_still_recovers_the_kernel() -> None:
+    blur, _, kernel = _pair(0, 15, 176)
+    estimate, _ = blind.estimate_kernel(blur, 15, dark_patch=35)
+    assert K.ncc(estimate, torch.from_numpy(kernel)) >= 0.8
+    with pytest.raises(ValueError, match="dark_patch"):
+        blind.estimate_kernel(blur, 15, dark_patch=4)
+
+
 def test_kernel_confidence_separates_right_from_wrong_kernels(estimated) -> None:
     blur, _, kernel, estimate, latent = estimated
     assert blind.kernel_confidence(blur, estimate, latent) >= 1.0

@@ -266,3 +266,34 @@ def test_kernel_generator_config_key() -> None:
         DataConfig(kernel_generators=["boracchi", "levin"])
     with pytest.raises(ConfigError, match="kernel_generators"):
         DataConfig(kernel_generators=[])
+
+
+def test_max_blurry_psnr_redraws_only_the_pairs_that_are_too_little_blurred() -> None:
+    """Items already blurred enough are the very pairs drawn without the option; the others get new content
+    under the same kernel until they are (or the most blurred of ``REDRAWS`` draws); the val config key reaches
+    the validation split only."""
+    common = {"kernel_size_min": 3, "kernel_size_max": 9, "noise_max": 0.01, "seed": 2}
+    plain, picky = SyntheticPairs(12, 24, **common), SyntheticPairs(12, 24, max_blurry_psnr=22.0, **common)
+
+    def blurry_psnr(sample: synth.SyntheticSample) -> float:
+        return 10 * np.log10(1 / np.mean((sample.blur.astype(np.float64) - sample.sharp) ** 2))
+
+    kept = redrawn = 0
+    for i in range(12):
+        before, after = plain.sample(i), picky.sample(i)
+        np.testing.assert_array_equal(before.kernel, after.kernel)
+        if blurry_psnr(before) <= 22.0:
+            np.testing.assert_array_equal(before.blur, after.blur)
+            kept += 1
+        else:
+            assert blurry_psnr(after) < blurry_psnr(before)
+            redrawn += 1
+    assert kept and redrawn  # this seed has both kinds, so both branches are exercised
+    cfg = DataConfig(crop_size=16, val_crop_size=24, val_images=2, kernel_size_min=3, kernel_size_max=5,
+                     val_max_blurry_psnr=25.0)
+    assert build_dataset(cfg, "val", seed=0).max_blurry_psnr == 25.0
+    assert build_dataset(cfg, "train", seed=0).max_blurry_psnr == 0.0
+    with pytest.raises(ConfigError, match="val_max_blurry_psnr"):
+        DataConfig(val_max_blurry_psnr=-1.0)
+    with pytest.raises(ValueError, match="max_blurry_psnr"):
+        SyntheticPairs(2, 16, max_blurry_psnr=-1.0)

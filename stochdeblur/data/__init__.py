@@ -122,7 +122,8 @@ def build_dataset(cfg: DataConfig, split: str, seed: int) -> Dataset:
       curve while training on synthetic data. They are monitored, never trained on.
     * ``val_kind="wallpapers"``: val = ``val_images`` crops of the training photographs (Debian wallpapers) at
       ``val_crop_size``, blurred from the validation seed: held-out pairs of the training distribution, to choose
-      checkpoints and settings without looking at the evaluation photos.
+      checkpoints and settings without looking at the evaluation photos. ``val_max_blurry_psnr`` > 0 keeps only
+      visibly blurred synthetic validation pairs (``SyntheticPairs(max_blurry_psnr=...)``).
     * ``distinct_epochs`` > 0: the training items repeat every that many epochs (:class:`CycledEpochs`), so
       the per-item extras a method adds can be cached (``data.extras_cache``, :class:`WithExtras`).
     """
@@ -170,6 +171,7 @@ def _synthetic(cfg: DataConfig, split: str, seed: int) -> SyntheticPairs | Cycle
         seed=seed + VAL_SEED_OFFSET,
         photo_prob=1.0 if wallpapers else 0.0,
         photo_scales=cfg.photo_scales,
+        max_blurry_psnr=cfg.val_max_blurry_psnr,
         **common,
     )
 

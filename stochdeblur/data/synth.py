@@ -491,6 +491,9 @@ def _jpeg(image: np.ndarray, quality: int) -> np.ndarray:
         return np.asarray(im.convert("RGB"), dtype=np.float64) / 255.0
 
 
+REDRAWS = 20  # SyntheticPairs(max_blurry_psnr=...): draws of sharp content per item at most
+
+
 @dataclass
 class SyntheticSample:
     """One synthetic pair with what made it (numpy, [H, W, 3] in [0, 1])."""
@@ -514,6 +517,12 @@ class SyntheticPairs(Dataset):
     ``kernel_generators`` (``KERNEL_GENERATORS``: "boracchi" = :func:`motion_kernel`, "gp" =
     :func:`gp_motion_kernel`), drawn uniformly. With the defaults (no photos, boracchi only) no extra random
     numbers are drawn, so the item stream is what it was before these options existed.
+
+    ``max_blurry_psnr`` > 0 keeps only *visibly* blurred pairs: the sharp content (with its noise and JPEG
+    draws) is drawn again, the kernel kept, until the blurry crop is at most that many dB from its target, at
+    most ``REDRAWS`` times (then the most blurred draw is kept). A validation set of photo crops wants it: many
+    random wallpaper crops are smooth (sky, bokeh, out-of-focus ground), so blurring them costs little and a
+    score on them measures whether a method leaves its input alone more than whether it deblurs.
 
     Item ``i`` depends only on ``(seed, epoch, i)``, so results do not depend on worker count or order
     (``num_workers > 0`` is safe). Call :meth:`set_epoch` between epochs for fresh pairs (with
@@ -543,6 +552,7 @@ class SyntheticPairs(Dataset):
         photo_prob: float = 0.0,
         photo_scales: Sequence[float] = DEFAULT_SCALES,
         kernel_generators: Sequence[str] = ("boracchi",),
+        max_blurry_psnr: float = 0.0,
     ) -> None:
         if length < 1 or crop_size < 1:
             raise ValueError(f"length ({length}) and crop_size ({crop_size}) must be positive")
@@ -571,6 +581,9 @@ class SyntheticPairs(Dataset):
             raise ValueError(f"kernel_generators must be a non-empty subset of {list(KERNEL_GENERATORS)}, "
                              f"got {list(kernel_generators)}")
         self.kernel_generators = list(kernel_generators)
+        if max_blurry_psnr < 0:
+            raise ValueError(f"max_blurry_psnr={max_blurry_psnr} must be >= 0 (0 = keep every pair)")
+        self.max_blurry_psnr = float(max_blurry_psnr)
         self.kernel_pad = self.kernel_size_max + 1 - self.kernel_size_max % 2
         self.files = list_images(sharp_dir) if sharp_dir else []
         if sharp_dir and not self.files:
@@ -595,11 +608,19 @@ class SyntheticPairs(Dataset):
         generator = generators[int(rng.integers(len(generators)))] if len(generators) > 1 else generators[0]
         kernel = KERNEL_GENERATORS[generator](k, rng)
         size = self.crop_size + k - 1
-        sharp, source = self._sharp(index, size, rng)
-        sigma = float(rng.uniform(0.0, self.noise_max)) if self.noise_max > 0 else 0.0
-        quality = int(rng.integers(40, 96)) if rng.uniform() < self.jpeg_prob else None
-        blur, target = degrade(sharp, kernel, rng, noise_sigma=sigma, jpeg_quality=quality)
-        return SyntheticSample(blur, target, kernel, sigma, quality, self.item_name(index), source)
+        best: tuple[float, SyntheticSample] | None = None
+        for _ in range(REDRAWS if self.max_blurry_psnr > 0 else 1):
+            sharp, source = self._sharp(index, size, rng)
+            sigma = float(rng.uniform(0.0, self.noise_max)) if self.noise_max > 0 else 0.0
+            quality = int(rng.integers(40, 96)) if rng.uniform() < self.jpeg_prob else None
+            blur, target = degrade(sharp, kernel, rng, noise_sigma=sigma, jpeg_quality=quality)
+            drawn = SyntheticSample(blur, target, kernel, sigma, quality, self.item_name(index), source)
+            blurry_psnr = _psnr(blur, target)
+            if best is None or blurry_psnr < best[0]:
+                best = (blurry_psnr, drawn)
+            if blurry_psnr <= self.max_blurry_psnr:
+                break
+        return best[1]
 
     def item_name(self, index: int) -> str:
         """The name of item ``index`` (this epoch's), without rendering it."""
@@ -624,6 +645,12 @@ class SyntheticPairs(Dataset):
         kernel = torch.from_numpy(pad_kernel(sample.kernel, self.kernel_pad))
         return {"blur": _to_tensor(sample.blur), "sharp": _to_tensor(sample.sharp), "name": sample.name,
                 "kernel": kernel}
+
+
+def _psnr(image: np.ndarray, target: np.ndarray) -> float:
+    """PSNR (dB) of two images in [0, 1]."""
+    mse = float(np.mean((image.astype(np.float64) - target.astype(np.float64)) ** 2))
+    return 10.0 * math.log10(1.0 / max(mse, 1e-12))
 
 
 def _to_tensor(image: np.ndarray) -> torch.Tensor:
