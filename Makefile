@@ -44,6 +44,9 @@ figures: $(STAMP)
 	$(OFFLINE) $(BIN)/python benchmarks/validation_set.py --config configs/dvsr_kernel_aware.yaml \
 	    --set data.crop_size=256 data.batch_size=4 data.val_kind=wallpapers data.val_images=36 \
 	    --out benchmarks/results/validation_wallpapers/default
+	$(OFFLINE) $(BIN)/python benchmarks/validation_set.py --config configs/dvsr_kernel_aware.yaml \
+	    --set data.crop_size=256 data.batch_size=4 data.val_kind=wallpapers data.val_images=36 \
+	    data.val_max_blurry_psnr=30 --out benchmarks/results/validation_wallpapers/visible_blur/default
 	rm -rf docs/results/default_eval
 	$(OFFLINE) $(BIN)/python scripts/evaluate.py --data synthetic:photos --crop 256 \
 	    --modes "predictor; average; perceptual; perceptual_500" --out docs/results/default_eval \
