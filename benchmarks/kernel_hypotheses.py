@@ -160,7 +160,7 @@ def parse_variants(spec: str) -> tuple[tuple[str, int, dict[str, float]], ...]:
     for part in (p.strip() for p in spec.split(";") if p.strip()):
         options = {} if part == "default" else {k.strip(): float(v) for k, _, v in
                                                  (item.partition("=") for item in part.split(","))}
-        for key in ("iterations", "dark_patch"):
+        for key in ("iterations", "dark_patch", "crop"):
             if key in options:
                 options[key] = int(options[key])
         out.append((part, 33, options))

@@ -116,6 +116,23 @@ def test_dark_channel_prior_still_recovers_the_kernel() -> None:
         blind.estimate_kernel(blur, 15, dark_patch=4)
 
 
+def test_salient_window_finds_the_edges_and_the_cropped_estimate_still_recovers_the_kernel() -> None:
+    """The crop's window sits on the long edges, not on flat ground or fine noise-like texture; estimating on a
+    crop of the blurry image still finds the blur, and the latent covers the whole image."""
+    gen = torch.Generator().manual_seed(0)
+    gray = torch.full((120, 160), 0.4)
+    gray[:, :60] += 0.05 * (torch.rand(120, 60, generator=gen) - 0.5)  # fine texture on the left
+    gray[70:, 110:] = 0.9  # a corner: two long edges at row 70 and column 110
+    top, left = blind._salient_window(gray, (48, 48))
+    assert top <= 70 < top + 48 and left <= 110 < left + 48
+    blur, _, kernel = _pair(0, 15, 176)
+    estimate, latent = blind.estimate_kernel(blur, 15, crop=112)
+    assert K.ncc(estimate, torch.from_numpy(kernel)) >= 0.8
+    assert latent.shape == blur.shape
+    with pytest.raises(ValueError, match="crop"):
+        blind.estimate_kernel(blur, 15, crop=9)
+
+
 def test_kernel_confidence_separates_right_from_wrong_kernels(estimated) -> None:
     blur, _, kernel, estimate, latent = estimated
     assert blind.kernel_confidence(blur, estimate, latent) >= 1.0
