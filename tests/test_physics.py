@@ -80,12 +80,15 @@ def test_salient_edges_prefer_a_long_edge_to_fine_texture() -> None:
     assert (cols >= 30).float().mean() > 0.9  # the selection sits on the edge, not on the texture
 
 
-def test_edge_selection_still_recovers_the_kernel() -> None:
+@pytest.mark.parametrize(("option", "value", "invalid"), [("edge_fraction", 0.3, 0.0), ("dark_patch", 35, 4)])
+def test_estimator_options_still_recover_the_kernel(option: str, value: float, invalid: float) -> None:
+    """Salient-edge selection (Xu & Jia) and the dark-channel prior (Pan et al. 2016) keep the estimate right on a
+    dead-leaves pair; an out-of-range value is refused by name."""
     blur, _, kernel = _pair(0, 15, 176)
-    estimate, _ = blind.estimate_kernel(blur, 15, edge_fraction=0.3)
+    estimate, _ = blind.estimate_kernel(blur, 15, **{option: value})
     assert K.ncc(estimate, torch.from_numpy(kernel)) >= 0.8
-    with pytest.raises(ValueError, match="edge_fraction"):
-        blind.estimate_kernel(blur, 15, edge_fraction=0.0)
+    with pytest.raises(ValueError, match=option):
+        blind.estimate_kernel(blur, 15, **{option: invalid})
 
 
 def test_dark_pixels_are_the_window_minima() -> None:
@@ -106,14 +109,6 @@ def test_dark_pixels_are_the_window_minima() -> None:
     assert torch.equal(zeroed, minima & (x < 0.5))
     assert torch.equal(step[~zeroed], x[~zeroed])
     assert int((blind._intensity_step(x, 0.25, 0) == 0).sum()) == int((x < 0.5).sum()) > int(zeroed.sum())
-
-
-def test_dark_channel_prior_still_recovers_the_kernel() -> None:
-    blur, _, kernel = _pair(0, 15, 176)
-    estimate, _ = blind.estimate_kernel(blur, 15, dark_patch=35)
-    assert K.ncc(estimate, torch.from_numpy(kernel)) >= 0.8
-    with pytest.raises(ValueError, match="dark_patch"):
-        blind.estimate_kernel(blur, 15, dark_patch=4)
 
 
 def test_salient_window_finds_the_edges_and_the_cropped_estimate_still_recovers_the_kernel() -> None:
