@@ -189,8 +189,7 @@ def _salient_window(gray: Tensor, side: tuple[int, int], window: int = 5) -> tup
     """Top-left corner of the ``side`` (rows, columns) window of ``gray`` [H, W] whose r-map (:func:`_r_map`)
     sums highest: the part of the image with the most long, straight blurry edges, where a kernel is best
     determined."""
-    gy = (gray[1:, :] - gray[:-1, :])[:, :-1]
-    gx = (gray[:, 1:] - gray[:, :-1])[:-1, :]
+    gy, gx = (g[:-1, :-1] for g in gradients(gray))  # without the wrap-around row and column
     r = _r_map(gy, gx, window)
     sums = F.avg_pool2d(r[None, None], (side[0] - 1, side[1] - 1), stride=1)[0, 0]  # gradients inside the window
     index = int(torch.argmax(sums))
