@@ -334,6 +334,9 @@ class DataConfig:
     # synthetic validation pairs only: redraw the sharp content until the blurry crop is at most this many dB
     # from its target (a visibly blurred photo; SyntheticPairs max_blurry_psnr); 0 = every pair as drawn
     val_max_blurry_psnr: float = 0.0
+    # the same for the synthetic training pairs: R then learns from pairs as blurred as the photos it is asked
+    # to deblur, not mostly from smooth crops the blur barely changes; 0 = every pair as drawn
+    max_blurry_psnr: float = 0.0
     # Synthetic pairs (dead leaves or a folder of sharp images + random-trajectory kernels).
     sharp_dir: str = ""
     kernel_size_min: int = 7
@@ -363,8 +366,9 @@ class DataConfig:
         if self.distinct_epochs < 0:
             raise ConfigError(f"data.distinct_epochs={self.distinct_epochs} must be >= 0")
         _check_choice("data", "val_kind", self.val_kind, ("", "photos", "wallpapers"))
-        if self.val_max_blurry_psnr < 0:
-            raise ConfigError(f"data.val_max_blurry_psnr={self.val_max_blurry_psnr} must be >= 0 (0 = off)")
+        for key in ("max_blurry_psnr", "val_max_blurry_psnr"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"data.{key}={getattr(self, key)} must be >= 0 (0 = off)")
         if self.crop_size % 8:
             raise ConfigError(f"data.crop_size={self.crop_size} must be a multiple of 8")
         if not 0.0 <= self.texture_prob <= 1.0:

@@ -271,7 +271,7 @@ def test_kernel_generator_config_key() -> None:
 def test_max_blurry_psnr_redraws_only_the_pairs_that_are_too_little_blurred() -> None:
     """Items already blurred enough are the very pairs drawn without the option; the others get new content
     under the same kernel until they are (or the most blurred of ``REDRAWS`` draws); the val config key reaches
-    the validation split only."""
+    the validation split only, the training key the training split only."""
     common = {"kernel_size_min": 3, "kernel_size_max": 9, "noise_max": 0.01, "seed": 2}
     plain, picky = SyntheticPairs(12, 24, **common), SyntheticPairs(12, 24, max_blurry_psnr=22.0, **common)
 
@@ -293,7 +293,12 @@ def test_max_blurry_psnr_redraws_only_the_pairs_that_are_too_little_blurred() ->
                      val_max_blurry_psnr=25.0)
     assert build_dataset(cfg, "val", seed=0).max_blurry_psnr == 25.0
     assert build_dataset(cfg, "train", seed=0).max_blurry_psnr == 0.0
-    with pytest.raises(ConfigError, match="val_max_blurry_psnr"):
-        DataConfig(val_max_blurry_psnr=-1.0)
+    cfg = DataConfig(crop_size=16, val_crop_size=24, val_images=2, kernel_size_min=3, kernel_size_max=5,
+                     max_blurry_psnr=27.0)
+    assert build_dataset(cfg, "train", seed=0).max_blurry_psnr == 27.0
+    assert build_dataset(cfg, "val", seed=0).max_blurry_psnr == 0.0
+    for key in ("val_max_blurry_psnr", "max_blurry_psnr"):
+        with pytest.raises(ConfigError, match=key):
+            DataConfig(**{key: -1.0})
     with pytest.raises(ValueError, match="max_blurry_psnr"):
         SyntheticPairs(2, 16, max_blurry_psnr=-1.0)

@@ -123,7 +123,8 @@ def build_dataset(cfg: DataConfig, split: str, seed: int) -> Dataset:
     * ``val_kind="wallpapers"``: val = ``val_images`` crops of the training photographs (Debian wallpapers) at
       ``val_crop_size``, blurred from the validation seed: held-out pairs of the training distribution, to choose
       checkpoints and settings without looking at the evaluation photos. ``val_max_blurry_psnr`` > 0 keeps only
-      visibly blurred synthetic validation pairs (``SyntheticPairs(max_blurry_psnr=...)``).
+      visibly blurred synthetic validation pairs (``SyntheticPairs(max_blurry_psnr=...)``); ``max_blurry_psnr``
+      does the same for the synthetic training pairs.
     * ``distinct_epochs`` > 0: the training items repeat every that many epochs (:class:`CycledEpochs`), so
       the per-item extras a method adds can be cached (``data.extras_cache``, :class:`WithExtras`).
     """
@@ -161,7 +162,7 @@ def _synthetic(cfg: DataConfig, split: str, seed: int) -> SyntheticPairs | Cycle
         return _cycled(cfg, SyntheticPairs(
             cfg.synthetic_length, cfg.crop_size, sharp_dir=cfg.sharp_dir or None, seed=seed,
             texture_images=textures, texture_prob=cfg.texture_prob, photo_prob=cfg.photo_prob,
-            photo_scales=cfg.photo_scales, **common
+            photo_scales=cfg.photo_scales, max_blurry_psnr=cfg.max_blurry_psnr, **common
         ))
     wallpapers = cfg.val_kind == "wallpapers"
     return SyntheticPairs(
