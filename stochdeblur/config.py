@@ -73,6 +73,9 @@ class PredictorConfig:
     # the classical estimate's kernel fit uses only this share of pixels, those with the most salient blurry
     # edges (physics.estimate_kernel edge_fraction, Xu & Jia's r-map); 1 = all (the shipped default)
     edge_fraction: float = 1.0
+    # the refiner also reads the re-blur residual y − k̂ ⊛ x_dec (where the kernel estimate fails to explain y);
+    # a different refiner input: start it from 6-input weights with train.init_widen_inputs
+    reblur_input: bool = False
     # stage 1 of the kernel-aware recipe: train only the kernel estimator on its supervision (no deconvolution,
     # refiner or denoiser in the step: ~10x cheaper per image); stage 2 starts from it with train.init_from.
     kernel_only: bool = False
@@ -93,6 +96,9 @@ class PredictorConfig:
         if self.kernel_source == "classical" and supervised:
             raise ConfigError("predictor.kernel_source=classical has no learned estimator: set the kernel/reblur/edge "
                               "loss weights to 0")
+        if self.reblur_input and self.type != "kernel_aware":
+            raise ConfigError("predictor.reblur_input is an input of the kernel-aware refiner: set "
+                              "predictor.type=kernel_aware")
         if self.type != "kernel_aware" and (supervised or self.kernel_only):
             raise ConfigError("predictor.kernel_loss_weight/reblur_loss_weight/edge_loss_weight/kernel_only need "
                               "predictor.type=kernel_aware")
@@ -414,6 +420,9 @@ class TrainConfig:
     # with init_from: start only these submodules from it (prefixes of the state dict, e.g. [denoiser] to take
     # the residual denoiser f of a model with the same f while g starts fresh); empty = the whole model
     init_modules: list[str] = field(default_factory=list)
+    # with init_from: a conv whose input channels grew since (predictor.reblur_input) takes the saved weights for
+    # its first input channels and zeros for the new ones, so the run starts as the saved model
+    init_widen_inputs: bool = False
     # submodules (prefixes of the state dict, e.g. [predictor]) kept as they are: no gradient, not optimised —
     # to train f alone on a fixed g
     freeze: list[str] = field(default_factory=list)

@@ -152,27 +152,39 @@ def _locate(path: Path) -> tuple[Path, Path]:
     raise CheckpointError(f"{path}: no {WEIGHTS_NAME} (or model.pt/.pth) in this directory")
 
 
-def load_weights_into(model: nn.Module, directory: str | Path, modules: list[str] | None = None) -> None:
+def load_weights_into(model: nn.Module, directory: str | Path, modules: list[str] | None = None,
+                      widen_inputs: bool = False) -> None:
     """Load a saved model's weights into ``model`` (same architecture), e.g. to start training from them.
 
     With ``modules`` (state-dict prefixes such as ``["denoiser"]``), only those submodules are loaded and checked;
-    the rest of ``model`` keeps its initialisation.
+    the rest of ``model`` keeps its initialisation. With ``widen_inputs``, a conv weight ``[O, I, kh, kw]`` saved
+    with fewer input channels than ``model`` has fills the first ``I`` of them, the new ones starting at zero (the
+    widened model computes what the saved one did); every other difference still fails.
 
     Raises:
         CheckpointError: missing or unreadable weights, or tensors that do not match ``model`` (named).
     """
     path = _locate(Path(directory))[0]
-    if not modules:
-        _load_checked(model, path)
-        return
-    inside = lambda name: any(name == m or name.startswith(m + ".") for m in modules)  # noqa: E731
+    inside = lambda name: not modules or any(name == m or name.startswith(m + ".") for m in modules)  # noqa: E731
     state = {k: v for k, v in _read_weights(path).items() if inside(k)}
     wanted = {k: v for k, v in model.state_dict().items() if inside(k)}
     if not wanted:
-        raise CheckpointError(f"{path}: the model has no submodule {', '.join(modules)}")
+        raise CheckpointError(f"{path}: the model has no submodule {', '.join(modules or [])}")
+    if widen_inputs:
+        state = {k: _widened(v, wanted[k]) if k in wanted else v for k, v in state.items()}
     _check_tensors(wanted, state, str(path))
     model.load_state_dict({**model.state_dict(), **state})
 
+
+def _widened(saved: Tensor, expected: Tensor) -> Tensor:
+    """``saved`` zero-padded along its input channels (dim 1) to ``expected``'s shape, when it is a conv weight
+    that differs only there and has fewer; otherwise ``saved`` unchanged (the shape check then names it)."""
+    if saved.dim() != 4 or saved.shape[1] >= expected.shape[1] or \
+            saved.shape[:1] + saved.shape[2:] != expected.shape[:1] + expected.shape[2:]:
+        return saved
+    grown = torch.zeros(expected.shape, dtype=saved.dtype)
+    grown[:, : saved.shape[1]] = saved
+    return grown
 
 
 def _load_checked(model: nn.Module, weights_path: Path) -> None:

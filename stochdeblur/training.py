@@ -72,7 +72,8 @@ def lr_factor(train: TrainConfig, step: int) -> float:
 def initial_method(cfg: RunConfig) -> Method:
     """The method a run starts from: ``build_method(cfg)`` with torch's RNG seeded from ``train.seed`` (the
     global RNG is left as it was), so every rank and every re-run starts from the same weights; then the weights
-    of ``train.init_from`` (only ``train.init_modules`` when given) loaded into it.
+    of ``train.init_from`` (only ``train.init_modules`` when given; grown conv inputs zero-filled with
+    ``train.init_widen_inputs``) loaded into it.
 
     Raises:
         CheckpointError: ``train.init_from`` is missing or does not match the method (the tensors are named).
@@ -81,7 +82,7 @@ def initial_method(cfg: RunConfig) -> Method:
         torch.manual_seed(cfg.train.seed)
         method = build_method(cfg)
     if cfg.train.init_from:
-        load_weights_into(method, cfg.train.init_from, cfg.train.init_modules)
+        load_weights_into(method, cfg.train.init_from, cfg.train.init_modules, cfg.train.init_widen_inputs)
     freeze(method, cfg.train.freeze)
     return method
 

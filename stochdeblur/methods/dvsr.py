@@ -89,7 +89,7 @@ class DvSR(Method):
 
     def training_dataset(self, dataset: Dataset, cache_dir: str | Path | None = None) -> Dataset:
         """With ``item_estimates``, each item gains its classical estimate's deconvolution, made in the data
-        workers (and kept in ``cache_dir`` when given); otherwise the dataset as it is."""
+        workers with its kernel (and kept in ``cache_dir`` when given); otherwise the dataset as it is."""
         if not self.item_estimates:
             return dataset
         extras = ClassicalDeconvolution(self.predictor.kernel_size, self.predictor.edge_fraction)
@@ -136,7 +136,8 @@ class DvSR(Method):
             if "deconvolved" not in batch:
                 raise ValueError("the batch has no 'deconvolved': build the training data through "
                                  "DvSR.training_dataset (the trainer does), which adds each item's classical estimate")
-            x_init, kernel_terms = self.predictor.run(blur, deconvolved=batch["deconvolved"]).image, {}
+            run = self.predictor.run(blur, batch.get("kernel_estimate"), deconvolved=batch["deconvolved"])
+            x_init, kernel_terms = run.image, {}
         elif self.true_kernels:
             kernel = self.predictor.perturb_kernels(batch["kernel"], generator)
             x_init, kernel_terms = self.predictor.run(blur, kernel).image, {}

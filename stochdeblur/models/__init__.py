@@ -42,7 +42,7 @@ def _kernel_aware_predictor(cfg: PredictorConfig) -> nn.Module:
                                 num_res_blocks=cfg.num_res_blocks, deconv_iterations=cfg.deconv_iterations,
                                 deconv_lam=cfg.deconv_lam or None, kernel_source=cfg.kernel_source,
                                 kernel_blur_max=cfg.kernel_blur_max, wrong_kernel_prob=cfg.wrong_kernel_prob,
-                                edge_fraction=cfg.edge_fraction)
+                                edge_fraction=cfg.edge_fraction, reblur_input=cfg.reblur_input)
 
 
 def _fpn_predictor(backbone: str) -> Callable[[PredictorConfig], nn.Module]:

@@ -84,9 +84,25 @@ def least_squares_kernel(blurry: Tensor, sharp: Tensor, size: int, reg: float = 
     return fft_safe(K.normalize(kernel - floor * peak))
 
 
+REBLUR_GAIN = 8.0  # reblur_residual's scale: a misfit edge (~0.1 in [−1, 1] units) then reads like image contrast
+
+
+def reblur_residual(blur: Tensor, deconvolved: Tensor, kernel: Tensor) -> Tensor:
+    """``REBLUR_GAIN · (y − k̂ ⊛ x_dec)``, [B,3,H,W]: how far the deconvolution, blurred again by its kernel,
+    is from the input (the deconvolution is edge-padded by k // 2 so the periodic blur never wraps into the
+    frame; y's valid blur saw true content there, so the band within k // 2 px of the border reads a little
+    high whatever the kernel)."""
+    pad = kernel.shape[-1] // 2
+    padded = F.pad(deconvolved, (pad, pad, pad, pad), mode="replicate")
+    reblurred = blur_circular(fft_safe(padded), kernel)[..., pad:pad + blur.shape[-2], pad:pad + blur.shape[-1]]
+    return REBLUR_GAIN * (blur - reblurred)
+
+
 @dataclass(frozen=True)
 class ClassicalDeconvolution:
-    """Training-item extra of the classical source: ``{"deconvolved": blind_deconvolve(item["blur"])}``, [3,H,W].
+    """Training-item extras of the classical source: ``{"deconvolved": x_dec [3,H,W], "kernel_estimate": k̂ [k,k]}``
+    of :func:`~stochdeblur.baselines.blind_deconvolve` on ``item["blur"]`` (the kernel is what a refiner with
+    ``reblur_input`` re-blurs by).
 
     Run in the DataLoader workers (``Method.training_dataset``), one image at a time and single-threaded like the
     estimate itself, so the refiner learns from the very estimates it meets at inference — wrong kernels, the
@@ -99,17 +115,17 @@ class ClassicalDeconvolution:
     def __call__(self, item: dict[str, Tensor]) -> dict[str, Tensor]:
         blur = item["blur"]
         with torch.no_grad():
-            restored, _ = blind_deconvolve(blur.float(), min(self.kernel_size, *blur.shape[-2:]),
-                                           edge_fraction=self.edge_fraction)
-        return {"deconvolved": restored}
+            restored, kernel = blind_deconvolve(blur.float(), min(self.kernel_size, *blur.shape[-2:]),
+                                                edge_fraction=self.edge_fraction)
+        return {"deconvolved": restored, "kernel_estimate": kernel}
 
     @property
     def cache_key(self) -> str:
         """The extras-cache key (``data.extras_cache``, :class:`~stochdeblur.data.ItemExtras`): the settings the
-        estimates depend on; ``edge_fraction`` appears only when it is not 1, the key caches made before it
-        existed were written under."""
+        extras depend on and what they hold (caches from before the kernel was kept hold only the deconvolution,
+        under a key without ``-> ...``, and are not read)."""
         extra = f", edge_fraction={self.edge_fraction!r}" if self.edge_fraction != 1.0 else ""
-        return f"ClassicalDeconvolution(kernel_size={self.kernel_size!r}{extra})"
+        return f"ClassicalDeconvolution(kernel_size={self.kernel_size!r}{extra}) -> deconvolved, kernel_estimate"
 
 
 def _fp32(device: torch.device) -> AbstractContextManager[object]:
@@ -135,12 +151,16 @@ class KernelAwarePredictor(nn.Module):
             kernels perturbed by :meth:`perturb_kernels`).
         kernel_blur_max, wrong_kernel_prob: the training perturbation of true kernels (:meth:`perturb_kernels`).
         edge_fraction: the classical estimate's salient-edge share (``physics.estimate_kernel``; 1 = all pixels).
+        reblur_input: R also sees the re-blur residual ``y − k̂ ⊛ x_dec`` (:func:`reblur_residual`): near zero
+            where the estimate explains y, edges where it does not — what R cannot tell from ``[x_dec, y]``
+            alone, since it is not given k̂.
     """
 
     def __init__(self, kernel_size: int = 33, *, estimator_channels: int = 16, refiner_channels: int = 32,
                  channel_mults: tuple[int, ...] = (1, 2, 3, 4), num_res_blocks: int = 2, deconv_iterations: int = 30,
                  deconv_lam: float | None = None, kernel_reg: float = 1e-2, kernel_source: str = "learned",
-                 kernel_blur_max: float = 1.5, wrong_kernel_prob: float = 0.2, edge_fraction: float = 1.0) -> None:
+                 kernel_blur_max: float = 1.5, wrong_kernel_prob: float = 0.2, edge_fraction: float = 1.0,
+                 reblur_input: bool = False) -> None:
         super().__init__()
         if kernel_size < 3:
             raise ValueError(f"kernel_size must be >= 3, got {kernel_size}")
@@ -153,7 +173,8 @@ class KernelAwarePredictor(nn.Module):
                                   channel_mults=channel_mults, num_res_blocks=num_res_blocks)
             nn.init.zeros_(self.estimator.head.weight)  # x̂ = y at start: k̂ ≈ delta, x_dec ≈ y
             nn.init.zeros_(self.estimator.head.bias)
-        self.refiner = UNet(in_channels=6, out_channels=3, base_channels=refiner_channels,
+        self.reblur_input = bool(reblur_input)
+        self.refiner = UNet(in_channels=9 if reblur_input else 6, out_channels=3, base_channels=refiner_channels,
                             channel_mults=channel_mults, num_res_blocks=num_res_blocks, input_residual=True)
         self.deconv_iterations, self.deconv_lam, self.kernel_reg = deconv_iterations, deconv_lam, kernel_reg
         self.kernel_blur_max, self.wrong_kernel_prob = kernel_blur_max, wrong_kernel_prob
@@ -203,8 +224,8 @@ class KernelAwarePredictor(nn.Module):
 
     def run(self, blur: Tensor, kernel: Tensor | None = None, deconvolved: Tensor | None = None) -> KernelAwareOutput:
         """All intermediate results of g on y [B,3,H,W] in [−1, 1]; ``kernel`` [B,k,k] replaces the estimate
-        (training on true, perturbed kernels), ``deconvolved`` [B,3,H,W] the estimate and its deconvolution
-        (training on :class:`ClassicalDeconvolution` items)."""
+        (training on true, perturbed kernels), ``deconvolved`` [B,3,H,W] the estimate's deconvolution (training on
+        :class:`ClassicalDeconvolution` items; with ``reblur_input`` give that estimate's ``kernel`` too)."""
         sharp_luma = None
         if deconvolved is not None:
             deconvolved = deconvolved.float()
@@ -217,7 +238,14 @@ class KernelAwarePredictor(nn.Module):
             with _fp32(blur.device):
                 deconvolved = deconvolve(blur.float(), kernel, "tv", lam=self.deconv_lam,
                                          iterations=self.deconv_iterations).clamp(-1.5, 1.5)
-        image = self.refiner(torch.cat([deconvolved.to(blur.dtype), blur], dim=1))
+        inputs = [deconvolved.to(blur.dtype), blur]
+        if self.reblur_input:
+            if kernel is None:
+                raise ValueError("this refiner reads the re-blur residual (reblur_input): pass the kernel estimate "
+                                 "with the deconvolution")
+            with _fp32(blur.device):
+                inputs.append(reblur_residual(blur.float(), deconvolved, kernel.float()).to(blur.dtype))
+        image = self.refiner(torch.cat(inputs, dim=1))
         return KernelAwareOutput(sharp_luma=sharp_luma, kernel=kernel, deconvolved=deconvolved, image=image)
 
     def forward(self, blur: Tensor) -> Tensor:
