@@ -47,3 +47,26 @@ def test_a_missing_model_is_a_clear_error(tmp_path: Path, capsys: pytest.Capture
     code = validation_set.main(["--checkpoint", str(tmp_path / "none"), "--config", str(ROOT / "configs/dvsr_tiny.yaml"),
                                 "--out", str(tmp_path)])
     assert code == 2 and "error:" in capsys.readouterr().err
+
+
+def test_baseline_gives_the_paired_difference_and_refuses_other_pairs(
+        checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Against a baseline whose predictor is 0.5 dB lower on one pair and 0.1 dB higher on the other, the mean
+    difference is +0.2 dB, standard error 0.3, 1 of 2 ahead; a baseline of other pairs is refused with the scores
+    still written."""
+    config = str(ROOT / "configs/dvsr_tiny.yaml")
+    common = ["--checkpoint", str(checkpoint), "--config", config, "--set", *OVERRIDES, "--precision", "no"]
+    assert validation_set.main([*common, "--out", str(tmp_path / "first")]) == 0
+    first = json.loads((tmp_path / "first" / "validation_set.json").read_text())
+    base = json.loads(json.dumps(first))
+    base["psnr_per_pair"]["predictor"] = [v + d for v, d in zip(first["psnr_per_pair"]["predictor"], (-0.5, 0.1))]
+    (tmp_path / "base.json").write_text(json.dumps(base))
+    assert validation_set.main([*common, "--baseline", str(tmp_path / "base.json"), "--out", str(tmp_path / "b")]) == 0
+    versus = json.loads((tmp_path / "b" / "validation_set.json").read_text())["versus"]
+    assert versus["predictor"]["mean_diff"] == pytest.approx(0.2, abs=1e-4)
+    assert versus["predictor"]["std_error"] == pytest.approx(0.3, abs=1e-4) and versus["predictor"]["wins"] == 1
+    assert versus["average"]["mean_diff"] == pytest.approx(0.0, abs=1e-6)
+    base["psnr_per_pair"]["blurry"] = [v + 1.0 for v in first["psnr_per_pair"]["blurry"]]
+    (tmp_path / "other.json").write_text(json.dumps(base))
+    assert validation_set.main([*common, "--baseline", str(tmp_path / "other.json"), "--out", str(tmp_path / "o")]) == 2
+    assert "other pairs" in capsys.readouterr().err and (tmp_path / "o" / "validation_set.json").exists()
