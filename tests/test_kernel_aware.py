@@ -9,10 +9,10 @@ import torch
 from stochdeblur.baselines import blind_deconvolve
 from stochdeblur.config import load_config
 from stochdeblur.data.synth import SyntheticPairs, dead_leaves, degrade, motion_kernel, pad_kernel
+from stochdeblur.hub import CheckpointError, load_weights_into, save_pretrained
 from stochdeblur.methods import build_method
 from stochdeblur.metrics import psnr
 from stochdeblur.models import build_predictor
-from stochdeblur.hub import CheckpointError, load_weights_into, save_pretrained
 from stochdeblur.models.kernel_aware import (
     REBLUR_GAIN,
     ClassicalDeconvolution,

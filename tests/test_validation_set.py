@@ -59,7 +59,7 @@ def test_baseline_gives_the_paired_difference_and_refuses_other_pairs(
     assert validation_set.main([*common, "--out", str(tmp_path / "first")]) == 0
     first = json.loads((tmp_path / "first" / "validation_set.json").read_text())
     base = json.loads(json.dumps(first))
-    base["psnr_per_pair"]["predictor"] = [v + d for v, d in zip(first["psnr_per_pair"]["predictor"], (-0.5, 0.1))]
+    base["psnr_per_pair"]["predictor"] = [v + d for v, d in zip(first["psnr_per_pair"]["predictor"], (-0.5, 0.1), strict=True)]
     (tmp_path / "base.json").write_text(json.dumps(base))
     assert validation_set.main([*common, "--baseline", str(tmp_path / "base.json"), "--out", str(tmp_path / "b")]) == 0
     versus = json.loads((tmp_path / "b" / "validation_set.json").read_text())["versus"]
