@@ -88,4 +88,4 @@ def test_classical_estimates_are_cached_across_epochs_in_a_training_run(tmp_path
     train(load_config(KERNEL_AWARE_TINY, overrides), tmp_path / "run")
     cached = sorted((tmp_path / "extras").glob("*.safetensors"))
     assert len(cached) == 4  # 4 steps × batch 2 = two passes over 4 items, each estimated once
-    assert set(load_file(cached[0])) == {"deconvolved"}
+    assert set(load_file(cached[0])) == {"deconvolved", "kernel_estimate"}
