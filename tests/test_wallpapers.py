@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import sys
 import warnings
 from pathlib import Path
 
@@ -140,3 +142,18 @@ def test_without_the_packages_the_error_names_the_fix(
     with pytest.raises(WallpapersUnavailable, match="data.photo_prob=0"):
         build_dataset(DataConfig(crop_size=32, photo_prob=0.5), "train", seed=0)
     assert SyntheticPairs(4, 32).sample(0).source == "dead_leaves"  # photo_prob 0 needs no photo
+
+
+@installed
+def test_training_blur_benchmark_reports_more_blur_with_the_threshold(tmp_path) -> None:
+    """benchmarks/training_blur.py: with ``data.max_blurry_psnr`` the pairs are more blurred (lower mean PSNR),
+    for the mix and for the photos alone."""
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    import training_blur
+
+    assert training_blur.main(["--count", "4", "--thresholds", "0,15", "--out", str(tmp_path),
+                               "--set", "data.crop_size=32", f"data.photo_scales={list(SMALL)}"]) == 0
+    rows = json.loads((tmp_path / "training_blur.json").read_text())["rows"]
+    by = {(r["max_blurry_psnr"], r["content"]): r for r in rows}
+    for content in ("mix", "photos only"):
+        assert by[(15.0, content)]["mean"] < by[(0.0, content)]["mean"]

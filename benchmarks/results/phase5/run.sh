@@ -1,7 +1,8 @@
 #!/bin/bash
 # Phase 5 (issue 15), session 12: R and f from the shipped (phase-4) weights on visibly blurred training pairs
 # (data.max_blurry_psnr=28: each crop is drawn again, same kernel, until its blur costs it down to 28 dB; the photo
-# half of the pairs had a blurry PSNR of 29.2 dB on average as drawn, 23.5 with the key). All else as phase 4.
+# half of the pairs had a blurry PSNR of 29.5 dB on average as drawn, 23.1 with the key: benchmarks/training_blur.py).
+# All else as phase 4.
 # Run from anywhere; extra arguments are passed on (e.g. --resume latest). PYTHON picks the interpreter.
 cd "$(dirname "$0")/../../.."
 export HF_HUB_OFFLINE=1 WANDB_MODE=offline OMP_WAIT_POLICY=PASSIVE
