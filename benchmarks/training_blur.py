@@ -23,7 +23,7 @@ import numpy as np
 
 from stochdeblur.config import load_config
 from stochdeblur.data import build_dataset
-from stochdeblur.data.synth import SyntheticPairs
+from stochdeblur.data.synth import SyntheticPairs, unit_psnr
 from stochdeblur.utils import write_report
 
 RESULTS = Path(__file__).parent / "results"
@@ -32,12 +32,8 @@ RECIPE = ["data.crop_size=128", "data.synthetic_length=1600"]  # benchmarks/resu
 
 def blurry_psnrs(pairs: SyntheticPairs, count: int) -> np.ndarray:
     """Blurry PSNR (dB) of the first ``count`` items of ``pairs``."""
-    values = []
-    for i in range(min(count, len(pairs))):
-        sample = pairs.sample(i)
-        mse = np.mean((sample.blur.astype(np.float64) - sample.sharp) ** 2)
-        values.append(10 * np.log10(1.0 / max(mse, 1e-12)))
-    return np.asarray(values)
+    samples = (pairs.sample(i) for i in range(min(count, len(pairs))))
+    return np.asarray([unit_psnr(sample.blur, sample.sharp) for sample in samples])
 
 
 def main(argv: list[str] | None = None) -> int:

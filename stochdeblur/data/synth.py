@@ -615,7 +615,7 @@ class SyntheticPairs(Dataset):
             quality = int(rng.integers(40, 96)) if rng.uniform() < self.jpeg_prob else None
             blur, target = degrade(sharp, kernel, rng, noise_sigma=sigma, jpeg_quality=quality)
             drawn = SyntheticSample(blur, target, kernel, sigma, quality, self.item_name(index), source)
-            blurry_psnr = _psnr(blur, target) if self.max_blurry_psnr > 0 else 0.0  # no check: keep the draw
+            blurry_psnr = unit_psnr(blur, target) if self.max_blurry_psnr > 0 else 0.0  # no check: keep the draw
             if best is None or blurry_psnr < best[0]:
                 best = (blurry_psnr, drawn)
             if blurry_psnr <= self.max_blurry_psnr:
@@ -647,7 +647,7 @@ class SyntheticPairs(Dataset):
                 "kernel": kernel}
 
 
-def _psnr(image: np.ndarray, target: np.ndarray) -> float:
+def unit_psnr(image: np.ndarray, target: np.ndarray) -> float:
     """PSNR (dB) of two images in [0, 1]."""
     mse = float(np.mean((image.astype(np.float64) - target.astype(np.float64)) ** 2))
     return 10.0 * math.log10(1.0 / max(mse, 1e-12))
