@@ -11,7 +11,8 @@ follow synth's convention (sum 1, centre pixel ``(k // 2, k // 2)``). The FFT wo
   adjoint of ones (the boundary-exact variant of Bertero & Boccacci 2005);
 * :func:`blind_deconvolve`: the blind kernel estimate of Pan et al. (:mod:`stochdeblur.physics.blind`), its
   TV deconvolution, and a milder output where :func:`~stochdeblur.physics.blind.kernel_confidence` distrusts
-  the estimate (:func:`blind_estimate` also returns that confidence).
+  the estimate (:func:`blind_estimate` also returns that confidence; :func:`checked_deconvolution` is that
+  second half for a given kernel).
 """
 
 from __future__ import annotations
@@ -121,8 +122,19 @@ def blind_estimate(y: Tensor, kernel_size: int, *, trust: float = BLIND_TRUST, f
     """
     image = y[0] if y.dim() == 4 else y
     kernel, latent = estimate_kernel(image, min(kernel_size, *image.shape[-2:]), edge_fraction=edge_fraction)
-    confidence = kernel_confidence(image, kernel, latent)
-    restored = mix_untrusted(image, latent, confidence, trust=trust, fallback=fallback).clamp(-1.0, 1.0)
+    return checked_deconvolution(image, kernel, latent, trust=trust, fallback=fallback)
+
+
+def checked_deconvolution(y: Tensor, kernel: Tensor, latent: Tensor | None = None, *, trust: float = BLIND_TRUST,
+                          fallback: float = BLIND_FALLBACK) -> BlindEstimate:
+    """The second half of :func:`blind_estimate` for a kernel from anywhere: the TV deconvolution of ``y``
+    [3, H, W] by ``kernel`` [k, k] (``latent``, when already made), mixed with ``y`` where
+    :func:`~stochdeblur.physics.blind.kernel_confidence` is below ``trust`` — so a refiner trained on kernels other
+    than the estimate (``predictor.truth_mix``) sees deconvolutions made exactly as at inference."""
+    if latent is None:
+        latent = deconvolve(y.float()[None], kernel.float())[0].clamp(-1.0, 1.0)
+    confidence = kernel_confidence(y, kernel, latent)
+    restored = mix_untrusted(y, latent, confidence, trust=trust, fallback=fallback).clamp(-1.0, 1.0)
     return BlindEstimate(restored, kernel, confidence)
 
 

@@ -76,6 +76,10 @@ class PredictorConfig:
     # the refiner also reads the re-blur residual y − k̂ ⊛ x_dec (where the kernel estimate fails to explain y);
     # a different refiner input: start it from 6-input weights with train.init_widen_inputs
     reblur_input: bool = False
+    # with train_kernel "estimated" and the classical source: this share of training items is deconvolved with its
+    # own kernel softened as for "truth" (never rotated) instead of its estimate, so the refiner also sees good
+    # deconvolutions (128² training crops give worse estimates than whole photos)
+    truth_mix: float = 0.0
     # stage 1 of the kernel-aware recipe: train only the kernel estimator on its supervision (no deconvolution,
     # refiner or denoiser in the step: ~10x cheaper per image); stage 2 starts from it with train.init_from.
     kernel_only: bool = False
@@ -96,6 +100,11 @@ class PredictorConfig:
         if self.kernel_source == "classical" and supervised:
             raise ConfigError("predictor.kernel_source=classical has no learned estimator: set the kernel/reblur/edge "
                               "loss weights to 0")
+        if not 0.0 <= self.truth_mix <= 1.0:
+            raise ConfigError(f"predictor.truth_mix must be in [0, 1], got {self.truth_mix}")
+        if self.truth_mix and (self.kernel_source != "classical" or self.train_kernel != "estimated"):
+            raise ConfigError("predictor.truth_mix mixes true kernels among the classical estimates of the training "
+                              "items: set predictor.kernel_source=classical and predictor.train_kernel=estimated")
         if self.reblur_input and self.type != "kernel_aware":
             raise ConfigError("predictor.reblur_input is an input of the kernel-aware refiner: set "
                               "predictor.type=kernel_aware")

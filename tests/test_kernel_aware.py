@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from stochdeblur.baselines import blind_deconvolve
-from stochdeblur.config import load_config
+from stochdeblur.baselines import blind_deconvolve, checked_deconvolution
+from stochdeblur.config import ConfigError, load_config
 from stochdeblur.data.synth import SyntheticPairs, dead_leaves, degrade, motion_kernel, pad_kernel
 from stochdeblur.hub import CheckpointError, load_weights_into, save_pretrained
 from stochdeblur.methods import build_method
@@ -225,3 +225,36 @@ def test_reblur_input_refiner_trains_on_cached_kernels_and_starts_from_six_input
         model.predictor.run(batch["blur"], deconvolved=batch["deconvolved"])
     with pytest.raises(ValueError, match="reblur_input"):
         load_config("configs/dvsr_default.yaml", ["predictor.reblur_input=true"])
+
+
+def test_truth_mix_deconvolves_chosen_items_with_their_own_kernel(monkeypatch) -> None:
+    """``predictor.truth_mix``: the chosen training items reach the refiner deconvolved by their own (here
+    unsoftened) kernel, checked as at inference, and that deconvolution is much sharper than the useless estimate
+    it replaces; with the key at 0 the items' estimates pass unchanged."""
+    base = ["predictor.kernel_source=classical", "predictor.train_kernel=estimated", "predictor.kernel_loss_weight=0",
+            "predictor.reblur_loss_weight=0", "predictor.reblur_input=true", "predictor.kernel_blur_max=0"]
+    pairs = [_pair(seed, 9, side=64) for seed in (4, 5)]
+    blur, sharp = torch.cat([pair[0] for pair in pairs]), torch.cat([pair[1] for pair in pairs])
+    truth = torch.stack([torch.from_numpy(pair[2]).float() for pair in pairs])
+    batch = {"blur": blur, "sharp": sharp, "kernel": truth, "deconvolved": blur.clone(),
+             "kernel_estimate": K.delta(9).expand(2, 9, 9).clone()}
+    seen = {}
+    for mix in (0, 1):
+        model = build_method(load_config(TINY, [*base, f"predictor.truth_mix={mix}"]))
+        run = model.predictor.run
+
+        def spy(y, kernel, deconvolved, mix=mix, run=run):
+            seen[mix] = (kernel, deconvolved)
+            return run(y, kernel, deconvolved=deconvolved)
+
+        monkeypatch.setattr(model.predictor, "run", spy)
+        model(batch, generator=torch.Generator().manual_seed(0))["loss"].backward()
+    assert torch.equal(seen[0][0], batch["kernel_estimate"]) and torch.equal(seen[0][1], batch["deconvolved"])
+    kernels, deconvolved = seen[1]
+    torch.testing.assert_close(kernels, truth, atol=1e-4, rtol=0)
+    for index in range(2):
+        torch.testing.assert_close(deconvolved[index], checked_deconvolution(blur[index], truth[index]).restored,
+                                   atol=1e-3, rtol=0)
+        assert psnr(deconvolved[index], sharp[index]) > psnr(blur[index], sharp[index]) + 5.0  # +7.7 / +7.2 dB
+    with pytest.raises(ConfigError, match="truth_mix"):
+        load_config(TINY, ["predictor.train_kernel=truth", "predictor.truth_mix=0.5"])

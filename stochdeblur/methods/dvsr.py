@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from stochdeblur.baselines import checked_deconvolution
 from stochdeblur.config import ModePreset, RunConfig, SampleConfig, resolve_preset
 from stochdeblur.data import WithExtras
 from stochdeblur.diffusion.sampler import EpsFn, Restoration, sample, sample_all
@@ -24,6 +25,7 @@ from stochdeblur.diffusion.schedule import alpha_bar_table, sample_noise_level
 from stochdeblur.methods.base import Method, OptimizerGroup
 from stochdeblur.models import build_denoiser, build_predictor
 from stochdeblur.models.kernel_aware import ClassicalDeconvolution, KernelAwarePredictor
+from stochdeblur.physics import kernels as K
 from stochdeblur.tiling import tiled_apply
 
 
@@ -46,6 +48,10 @@ class DvSR(Method):
         item_estimates: the classical estimate and its deconvolution are made per training item in the data
             workers (:class:`~stochdeblur.models.kernel_aware.ClassicalDeconvolution`; ``kernel_source=classical``
             with ``train_kernel=estimated``), and the step refines them.
+        truth_mix: with ``item_estimates``, the share of training items whose deconvolution the step makes instead
+            from their own kernel, softened (:meth:`KernelAwarePredictor.perturb_kernels`, never rotated) and
+            checked as at inference (:func:`~stochdeblur.baselines.checked_deconvolution`): good estimates, which
+            the 128² training crops give less often than whole photos, so the refiner learns to keep them.
         modes: the named modes of :meth:`restore` (``SampleConfig.presets``; default: those of ``SampleConfig()``).
         lr: base learning rate of the group (``train.lr``).
     """
@@ -56,12 +62,17 @@ class DvSR(Method):
                  aux_predictor_weight: float = 0.0, condition_on_init: bool = False, tile_overlap: int = 32,
                  average_chunk: int = 0, kernel_loss_weight: float = 0.0, reblur_loss_weight: float = 0.0,
                  edge_loss_weight: float = 0.0, kernel_only: bool = False, true_kernels: bool = False,
-                 item_estimates: bool = False, modes: dict[str, ModePreset] | None = None, lr: float = 1e-4) -> None:
+                 item_estimates: bool = False, truth_mix: float = 0.0, modes: dict[str, ModePreset] | None = None,
+                 lr: float = 1e-4) -> None:
         super().__init__()
         self.modes = SampleConfig().presets() if modes is None else dict(modes)
         self.kernel_weights = {"kernel_l1": kernel_loss_weight, "reblur_l1": reblur_loss_weight,
                                "edge_l1": edge_loss_weight}
         self.kernel_only, self.true_kernels, self.item_estimates = kernel_only, true_kernels, item_estimates
+        if not 0.0 <= truth_mix <= 1.0 or (truth_mix and not item_estimates):
+            raise ValueError(f"truth_mix ({truth_mix}) is a share in [0, 1] of the classical training items "
+                             "(item_estimates)")
+        self.truth_mix = truth_mix
         if (any(self.kernel_weights.values()) or true_kernels or item_estimates) and not isinstance(predictor, KernelAwarePredictor):
             raise ValueError("kernel supervision and training on true kernels need a kernel-aware predictor "
                              "(predictor.type=kernel_aware)")
@@ -85,7 +96,7 @@ class DvSR(Method):
                    reblur_loss_weight=cfg.predictor.reblur_loss_weight, edge_loss_weight=cfg.predictor.edge_loss_weight,
                    kernel_only=cfg.predictor.kernel_only, true_kernels=cfg.predictor.train_kernel == "truth",
                    item_estimates=cfg.predictor.kernel_source == "classical" and cfg.predictor.train_kernel == "estimated",
-                   modes=cfg.sample.presets(), lr=cfg.train.lr)
+                   truth_mix=cfg.predictor.truth_mix, modes=cfg.sample.presets(), lr=cfg.train.lr)
 
     def training_dataset(self, dataset: Dataset, cache_dir: str | Path | None = None) -> Dataset:
         """With ``item_estimates``, each item gains its classical estimate's deconvolution, made in the data
@@ -136,7 +147,10 @@ class DvSR(Method):
             if "deconvolved" not in batch:
                 raise ValueError("the batch has no 'deconvolved': build the training data through "
                                  "DvSR.training_dataset (the trainer does), which adds each item's classical estimate")
-            run = self.predictor.run(blur, batch.get("kernel_estimate"), deconvolved=batch["deconvolved"])
+            kernel, deconvolved = batch.get("kernel_estimate"), batch["deconvolved"]
+            if self.truth_mix > 0:
+                kernel, deconvolved = self._mix_true_kernels(batch, kernel, deconvolved, generator)
+            run = self.predictor.run(blur, kernel, deconvolved=deconvolved)
             x_init, kernel_terms = run.image, {}
         elif self.true_kernels:
             kernel = self.predictor.perturb_kernels(batch["kernel"], generator)
@@ -160,6 +174,28 @@ class DvSR(Method):
             out["loss"] = out["loss"] + self.kernel_weights[name] * value
             out[name] = value.detach()
         return out
+
+    def _mix_true_kernels(self, batch: dict[str, Tensor], kernel: Tensor | None, deconvolved: Tensor,
+                          generator: torch.Generator | None) -> tuple[Tensor | None, Tensor]:
+        """``(kernel, deconvolved)`` with the ``truth_mix`` share of items (drawn from ``generator``) made from the
+        item's own softened kernel instead of its estimate (see the class docstring)."""
+        if "kernel" not in batch:
+            raise ValueError("the batch has no 'kernel', which predictor.truth_mix needs (synthetic data carries it)")
+        chosen = torch.rand(len(deconvolved), generator=generator,
+                            device=generator.device if generator is not None else None) < self.truth_mix
+        if not chosen.any():
+            return kernel, deconvolved
+        size = min(self.predictor.kernel_size, *deconvolved.shape[-2:]) if kernel is None else kernel.shape[-1]
+        softened = K.pad_to(self.predictor.perturb_kernels(batch["kernel"].float(), generator, wrong_prob=0.0), size)
+        deconvolved = deconvolved.clone()
+        kernel = None if kernel is None else kernel.clone()
+        with torch.no_grad(), torch.autocast(deconvolved.device.type, enabled=False):
+            for index in chosen.nonzero().flatten().tolist():
+                found = checked_deconvolution(batch["blur"][index].float(), softened[index])
+                deconvolved[index] = found.restored.to(deconvolved)
+                if kernel is not None:
+                    kernel[index] = softened[index].to(kernel)
+        return kernel, deconvolved
 
     def loss(self, batch: dict[str, Tensor], generator: torch.Generator | None = None) -> dict[str, Tensor]:
         """Same as ``forward(batch, "model", generator)``, for callers that do not go through DDP."""

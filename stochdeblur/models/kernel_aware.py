@@ -205,11 +205,13 @@ class KernelAwarePredictor(nn.Module):
         restored, kernels = blind_deconvolve_batch(blur, self.kernel_size, edge_fraction=self.edge_fraction)
         return kernels, restored
 
-    def perturb_kernels(self, kernels: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    def perturb_kernels(self, kernels: Tensor, generator: torch.Generator | None = None,
+                        wrong_prob: float | None = None) -> Tensor:
         """Training kernels that look like estimates: each true kernel [B,K,K] is blurred by a Gaussian of
         σ ~ U(0, kernel_blur_max) px (a soft estimate, nearly as good as the truth), and with probability
-        ``wrong_kernel_prob`` rotated by 90° (a wrong orientation, the expensive error), so the refiner learns
-        both to use the deconvolution and to fall back on y when it is wrong."""
+        ``wrong_prob`` (None: ``wrong_kernel_prob``) rotated by 90° (a wrong orientation, the expensive error), so
+        the refiner learns both to use the deconvolution and to fall back on y when it is wrong."""
+        wrong_prob = self.wrong_kernel_prob if wrong_prob is None else wrong_prob
         b, k = kernels.shape[0], kernels.shape[-1]
         draw = torch.rand(b, 2, generator=generator, device=generator.device if generator else None).to(kernels)
         sigma = draw[:, 0] * self.kernel_blur_max
@@ -218,7 +220,7 @@ class KernelAwarePredictor(nn.Module):
         taps = taps / taps.sum(dim=1, keepdim=True)
         soft = F.conv2d(kernels[None].float(), taps[:, None, :, None].float(), padding=(3, 0), groups=b)
         soft = F.conv2d(soft, taps[:, None, None, :].float(), padding=(0, 3), groups=b)[0]
-        wrong = draw[:, 1] < self.wrong_kernel_prob
+        wrong = draw[:, 1] < wrong_prob
         soft = torch.where(wrong[:, None, None], soft.transpose(-2, -1).flip(-1), soft)
         return K.normalize(soft[..., :k, :k])
 
