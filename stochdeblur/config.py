@@ -352,6 +352,8 @@ class DataConfig:
     # the same for the synthetic training pairs: R then learns from pairs as blurred as the photos it is asked
     # to deblur, not mostly from smooth crops the blur barely changes; 0 = every pair as drawn
     max_blurry_psnr: float = 0.0
+    # the share of training items that redraw applies to (the rest as drawn, barely blurred crops included)
+    max_blurry_share: float = 1.0
     # Synthetic pairs (dead leaves or a folder of sharp images + random-trajectory kernels).
     sharp_dir: str = ""
     kernel_size_min: int = 7
@@ -384,6 +386,8 @@ class DataConfig:
         for key in ("max_blurry_psnr", "val_max_blurry_psnr"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"data.{key}={getattr(self, key)} must be >= 0 (0 = off)")
+        if not 0.0 <= self.max_blurry_share <= 1.0:
+            raise ConfigError(f"data.max_blurry_share={self.max_blurry_share} must be in [0, 1]")
         if self.crop_size % 8:
             raise ConfigError(f"data.crop_size={self.crop_size} must be a multiple of 8")
         if not 0.0 <= self.texture_prob <= 1.0:

@@ -302,3 +302,21 @@ def test_max_blurry_psnr_redraws_only_the_pairs_that_are_too_little_blurred() ->
             DataConfig(**{key: -1.0})
     with pytest.raises(ValueError, match="max_blurry_psnr"):
         SyntheticPairs(2, 16, max_blurry_psnr=-1.0)
+
+
+def test_max_blurry_share_redraws_only_that_share_of_the_items() -> None:
+    """With ``max_blurry_share`` the chosen items are those of the full redraw and the others those drawn without
+    the key; both kinds occur, and the config key reaches the training split."""
+    common = {"kernel_size_min": 3, "kernel_size_max": 9, "noise_max": 0.01, "seed": 2}
+    plain, every = SyntheticPairs(16, 24, **common), SyntheticPairs(16, 24, max_blurry_psnr=22.0, **common)
+    half = SyntheticPairs(16, 24, max_blurry_psnr=22.0, max_blurry_share=0.5, **common)
+    changed = [i for i in range(16) if not np.array_equal(plain.sample(i).blur, every.sample(i).blur)]
+    as_full = [i for i in changed if np.array_equal(half.sample(i).blur, every.sample(i).blur)]
+    as_plain = [i for i in changed if np.array_equal(half.sample(i).blur, plain.sample(i).blur)]
+    assert as_full and as_plain and sorted(as_full + as_plain) == changed
+    cfg = DataConfig(crop_size=16, kernel_size_min=3, kernel_size_max=5, max_blurry_psnr=27.0, max_blurry_share=0.25)
+    assert build_dataset(cfg, "train", seed=0).max_blurry_share == 0.25
+    with pytest.raises(ValueError, match="max_blurry_share"):
+        SyntheticPairs(2, 16, max_blurry_share=1.5)
+    with pytest.raises(ConfigError, match="max_blurry_share"):
+        DataConfig(max_blurry_share=-0.1)

@@ -162,7 +162,8 @@ def _synthetic(cfg: DataConfig, split: str, seed: int) -> SyntheticPairs | Cycle
         return _cycled(cfg, SyntheticPairs(
             cfg.synthetic_length, cfg.crop_size, sharp_dir=cfg.sharp_dir or None, seed=seed,
             texture_images=textures, texture_prob=cfg.texture_prob, photo_prob=cfg.photo_prob,
-            photo_scales=cfg.photo_scales, max_blurry_psnr=cfg.max_blurry_psnr, **common
+            photo_scales=cfg.photo_scales, max_blurry_psnr=cfg.max_blurry_psnr,
+            max_blurry_share=cfg.max_blurry_share, **common
         ))
     wallpapers = cfg.val_kind == "wallpapers"
     return SyntheticPairs(

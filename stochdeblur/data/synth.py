@@ -523,6 +523,8 @@ class SyntheticPairs(Dataset):
     most ``REDRAWS`` times (then the most blurred draw is kept). A validation set of photo crops wants it: many
     random wallpaper crops are smooth (sky, bokeh, out-of-focus ground), so blurring them costs little and a
     score on them measures whether a method leaves its input alone more than whether it deblurs.
+    ``max_blurry_share`` < 1 applies that redraw to only that share of the items (drawn per item from its own
+    stream); the others are the pairs as drawn, barely blurred ones included, so a refiner still meets them.
 
     Item ``i`` depends only on ``(seed, epoch, i)``, so results do not depend on worker count or order
     (``num_workers > 0`` is safe). Call :meth:`set_epoch` between epochs for fresh pairs (with
@@ -553,6 +555,7 @@ class SyntheticPairs(Dataset):
         photo_scales: Sequence[float] = DEFAULT_SCALES,
         kernel_generators: Sequence[str] = ("boracchi",),
         max_blurry_psnr: float = 0.0,
+        max_blurry_share: float = 1.0,
     ) -> None:
         if length < 1 or crop_size < 1:
             raise ValueError(f"length ({length}) and crop_size ({crop_size}) must be positive")
@@ -584,6 +587,9 @@ class SyntheticPairs(Dataset):
         if max_blurry_psnr < 0:
             raise ValueError(f"max_blurry_psnr={max_blurry_psnr} must be >= 0 (0 = keep every pair)")
         self.max_blurry_psnr = float(max_blurry_psnr)
+        if not 0.0 <= max_blurry_share <= 1.0:
+            raise ValueError(f"max_blurry_share={max_blurry_share} must be in [0, 1]")
+        self.max_blurry_share = float(max_blurry_share)
         self.kernel_pad = self.kernel_size_max + 1 - self.kernel_size_max % 2
         self.files = list_images(sharp_dir) if sharp_dir else []
         if sharp_dir and not self.files:
@@ -608,17 +614,21 @@ class SyntheticPairs(Dataset):
         generator = generators[int(rng.integers(len(generators)))] if len(generators) > 1 else generators[0]
         kernel = KERNEL_GENERATORS[generator](k, rng)
         size = self.crop_size + k - 1
+        limit = self.max_blurry_psnr
+        if limit > 0 and self.max_blurry_share < 1.0:  # own stream: the item's draws are those without the key
+            chosen = np.random.default_rng([self.seed, self.epoch, index, 1]).uniform() < self.max_blurry_share
+            limit = limit if chosen else 0.0
         best: tuple[float, SyntheticSample] | None = None
-        for _ in range(REDRAWS if self.max_blurry_psnr > 0 else 1):
+        for _ in range(REDRAWS if limit > 0 else 1):
             sharp, source = self._sharp(index, size, rng)
             sigma = float(rng.uniform(0.0, self.noise_max)) if self.noise_max > 0 else 0.0
             quality = int(rng.integers(40, 96)) if rng.uniform() < self.jpeg_prob else None
             blur, target = degrade(sharp, kernel, rng, noise_sigma=sigma, jpeg_quality=quality)
             drawn = SyntheticSample(blur, target, kernel, sigma, quality, self.item_name(index), source)
-            blurry_psnr = unit_psnr(blur, target) if self.max_blurry_psnr > 0 else 0.0  # no check: keep the draw
+            blurry_psnr = unit_psnr(blur, target) if limit > 0 else 0.0  # no check: keep the draw
             if best is None or blurry_psnr < best[0]:
                 best = (blurry_psnr, drawn)
-            if blurry_psnr <= self.max_blurry_psnr:
+            if blurry_psnr <= limit:
                 break
         return best[1]
 
