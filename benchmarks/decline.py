@@ -52,7 +52,7 @@ def pair_record(predictor: KernelAwarePredictor, item: dict[str, Any]) -> dict[s
     """PSNR of y and of g(y), and the no-reference features, for one pair (g exactly as at inference)."""
     blur, sharp = item["blur"], item["sharp"]
     found = blind_estimate(blur, predictor.kernel_size, edge_fraction=predictor.edge_fraction)
-    image = predictor.run(blur[None], deconvolved=found.restored[None]).image[0].clamp(-1.0, 1.0)
+    image = predictor.run(blur[None], found.kernel[None], deconvolved=found.restored[None]).image[0].clamp(-1.0, 1.0)
     sigma = noise_level(blur)
     gy, gx = gradients(unit_luminance(blur))
     edges = float((gy[:-1] ** 2).mean() + (gx[:, :-1] ** 2).mean()) / sigma**2

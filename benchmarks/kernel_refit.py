@@ -67,7 +67,7 @@ def refit_rounds(predictor: KernelAwarePredictor, blur: Tensor, rounds: int,
         kernel = least_squares_kernel(luminance(blur.float()), luminance(results[-1]["image"].float()), size, reg)
         deconvolved = deconvolve(blur.float(), kernel, "tv").clamp(-1, 1)
         deconvolved = mix_untrusted(blur.float(), deconvolved, kernel_confidence(blur[0], kernel[0], deconvolved[0]))
-        image = predictor.refiner(torch.cat([deconvolved, blur], dim=1)).clamp(-1, 1)
+        image = predictor.run(blur, kernel, deconvolved=deconvolved).image.clamp(-1, 1)
         results.append({"kernel": kernel, "deconvolved": deconvolved, "image": image})
     return results
 
